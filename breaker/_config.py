@@ -77,7 +77,9 @@ def parse_target(raw: str) -> Target:
     raise ValueError(f"target {raw!r} must start with sip:, sips:, http://, https:// or tcp://")
 
 
-_SIP_HOSTPORT = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9.\-_]+))(?::(?P<port>\d+))?$")
+_SIP_HOSTPORT = re.compile(
+    r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9.\-_]+))(?::(?P<port>\d+))?$"
+)
 
 
 def _parse_sip_target(raw: str) -> Target:

@@ -1,13 +1,13 @@
 """One exception hierarchy for everything breaker reports to a user.
 
-    BreakerError               a problem the user can fix; printed as one line
-    ├── ConfigError            the config file or environment is invalid
-    ├── ClientError            talking to the sidecar's HTTP API failed
-    │   ├── Unreachable        no answer (connection refused, timeout)
-    │   ├── Unauthorized       401: missing or wrong token
-    │   ├── Forbidden          403: the token's role may not do this
-    │   └── UnknownBreaker     404: no breaker by that name
-    └── StoreUnavailable       Redis cannot be reached right now
+BreakerError               a problem the user can fix; printed as one line
+├── ConfigError            the config file or environment is invalid
+├── ClientError            talking to the sidecar's HTTP API failed
+│   ├── Unreachable        no answer (connection refused, timeout)
+│   ├── Unauthorized       401: missing or wrong token
+│   ├── Forbidden          403: the token's role may not do this
+│   └── UnknownBreaker     404: no breaker by that name
+└── StoreUnavailable       Redis cannot be reached right now
 """
 
 from __future__ import annotations

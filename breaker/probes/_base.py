@@ -11,7 +11,7 @@ class ProbeResult:
     """One probe's outcome. `reason` is short and stable: it becomes a metric label."""
 
     ok: bool
-    reason: str  # "ok" when ok, else e.g. "timeout", "slow", "icmp-unreachable", "dns", "status 503"
+    reason: str  # "ok", or e.g. "timeout", "slow", "icmp-unreachable", "dns", "status 503"
     rtt: float | None  # seconds from send to answer; None when there was no answer
     at: float  # unix seconds when the probe finished
     detail: str = ""  # free text for humans, e.g. "SIP/2.0 200 OK"

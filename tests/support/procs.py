@@ -58,14 +58,20 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 class Proc:
     """A child process in its own process group, stopped with its children on exit."""
 
-    def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self, argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.argv = argv
         self.log = log
         self._log_file = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.popen = subprocess.Popen(
-            argv, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+            argv,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
         )
 
     @property
@@ -113,8 +119,19 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
+        argv = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+        ]
         if self.password:
             argv += ["--requirepass", self.password]
         self.proc = Proc(argv, self.workdir / "redis.log")
@@ -130,8 +147,9 @@ class RedisServer:
         argv = ["redis-cli", "-p", str(self.port)]
         if self.password:
             argv += ["--no-auth-warning", "-a", self.password]
-        return subprocess.run(argv + list(args), capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            argv + list(args), capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,3 @@
+from breaker.cli import main
+
+main()

@@ -1,0 +1,46 @@
+"""The pure decision core: no I/O, time passed in."""
+
+from breaker.core._admission import admitted, passive_failure
+from breaker.core._machine import (
+    Breaker,
+    Event,
+    Force,
+    InvalidForce,
+    Policy,
+    State,
+    Step,
+    Verdict,
+    admit_percent,
+    force,
+    new_breaker,
+    observe,
+    release,
+    restore_force,
+    resync,
+    retry_after,
+    tick,
+    verdict,
+)
+
+__all__ = [
+    "Breaker",
+    "Event",
+    "Force",
+    "InvalidForce",
+    "Policy",
+    "State",
+    "Step",
+    "Verdict",
+    "admit_percent",
+    "admitted",
+    "force",
+    "new_breaker",
+    "observe",
+    "passive_failure",
+    "release",
+    "restore_force",
+    "resync",
+    "retry_after",
+    "tick",
+    "verdict",
+]

@@ -1,0 +1,27 @@
+"""Redis adapter: the contract, the client and the publisher that keeps it current."""
+
+from breaker.store._contract import (
+    CONTRACT_VERSION,
+    event_dict,
+    events_channel,
+    force_from_fields,
+    log_key,
+    passive_key,
+    state_key,
+)
+from breaker.store._publisher import Publisher
+from breaker.store._redis import RedisStore, WriteOutcome, connect
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "Publisher",
+    "RedisStore",
+    "WriteOutcome",
+    "connect",
+    "event_dict",
+    "events_channel",
+    "force_from_fields",
+    "log_key",
+    "passive_key",
+    "state_key",
+]

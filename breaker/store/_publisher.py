@@ -1,0 +1,142 @@
+"""Keeps Redis in step with memory without ever making a probe wait for Redis.
+
+Probe loops hand over their latest verdict and events and return at once; one
+task writes them, queues events while Redis is away (bounded, oldest dropped
+first) and, when Redis returns, rewrites every verdict and replays the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from breaker._errors import StoreUnavailable
+from breaker._logging import get_logger
+from breaker._metrics import Metrics
+from breaker.core import Event, Verdict
+from breaker.store._redis import RedisStore
+
+log = get_logger("breaker.store")
+
+BACKOFF_START = 0.1
+BACKOFF_MAX = 5.0
+
+
+class Publisher:
+    def __init__(
+        self,
+        store: RedisStore,
+        ttl_by_name: Mapping[str, float],
+        metrics: Metrics,
+        clock: Callable[[], float],
+        on_stale: Callable[[str, int], None],
+        on_connect: Callable[[], Awaitable[None]] | None = None,
+        pending_max: int = 10000,
+    ) -> None:
+        self.store = store
+        self.ttl_by_name = dict(ttl_by_name)
+        self.metrics = metrics
+        self.clock = clock
+        self.on_stale = on_stale
+        self.on_connect = on_connect
+        self.pending_max = pending_max
+        self.up = False
+        self.ever_connected = False
+        self._latest: dict[str, Verdict] = {}
+        self._dirty: set[str] = set()
+        self._pending: deque[Event] = deque()
+        self._wake = asyncio.Event()
+        self._backoff = BACKOFF_START
+        self._flushed = asyncio.Event()
+
+    def submit(self, verdict: Verdict, events: tuple[Event, ...] = ()) -> None:
+        self._latest[verdict.name] = verdict
+        self._dirty.add(verdict.name)
+        for event in events:
+            if len(self._pending) >= self.pending_max:
+                self._pending.popleft()
+                self.metrics.dropped_events.inc()
+                log.warning("store.event_dropped", extra={"pending_max": self.pending_max})
+            self._pending.append(event)
+        self.metrics.pending_events.set(len(self._pending))
+        self._wake.set()
+
+    @property
+    def pending_events(self) -> int:
+        return len(self._pending)
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                if not self.up:
+                    await self._connect()
+                await self._flush()
+                self._backoff = BACKOFF_START
+            except StoreUnavailable as exc:
+                self._went_down(str(exc))
+                await asyncio.sleep(self._backoff * random.uniform(0.5, 1.5))
+                self._backoff = min(BACKOFF_MAX, self._backoff * 2)
+                self._wake.set()
+
+    async def wait_flushed(self) -> None:
+        """For shutdown: wait for one clean flush after the last submit."""
+        self._flushed.clear()
+        self._wake.set()
+        await self._flushed.wait()
+
+    async def _connect(self) -> None:
+        await self.store.ping()
+        if self.on_connect is not None:
+            await self.on_connect()
+        self.up = True
+        self.metrics.redis_up.set(1)
+        log.info(
+            "store.connected" if not self.ever_connected else "store.reconnected",
+            extra={"pending_events": len(self._pending), "breakers": len(self._latest)},
+        )
+        self.ever_connected = True
+        self._dirty.update(self._latest)  # rewrite everything: keys may have expired
+
+    async def _flush(self) -> None:
+        names = sorted(self._dirty)
+        if names:
+            events = list(self._pending)
+            by_name: dict[str, list[Event]] = {}
+            for event in events:
+                by_name.setdefault(event.name, []).append(event)
+            items: list[tuple[Verdict, Any, float]] = [
+                (self._latest[n], by_name.get(n, []), self.ttl_by_name[n]) for n in names
+            ]
+            self._dirty.difference_update(names)
+            try:
+                outcomes = await self.store.write(items, self.clock())
+            except StoreUnavailable:
+                self._dirty.update(names)
+                raise
+            written = {o.name for o in outcomes if o.written}
+            # Drop exactly the events that went out; stale-refused ones stay queued.
+            sent = {id(e) for e in events if e.name in written}
+            self._pending = deque(e for e in self._pending if id(e) not in sent)
+            self.metrics.pending_events.set(len(self._pending))
+            for outcome in outcomes:
+                if not outcome.written:
+                    log.warning(
+                        "store.stale_epoch",
+                        extra={"breaker": outcome.name, "stored_epoch": outcome.stored_epoch},
+                    )
+                    self.on_stale(outcome.name, outcome.stored_epoch)
+        if not self._dirty:
+            self._flushed.set()
+
+    def _went_down(self, error: str) -> None:
+        """Log once per outage, not once per retry."""
+        self.metrics.redis_errors.labels("write").inc()
+        if self.up or self._backoff == BACKOFF_START:
+            log.error("store.unavailable", extra={"error": error})
+        self.up = False
+        self.metrics.redis_up.set(0)

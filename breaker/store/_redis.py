@@ -1,0 +1,181 @@
+"""Redis adapter: writes verdicts and events atomically, reads history and passive counters."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from breaker._config import RedisConfig
+from breaker._errors import StoreUnavailable
+from breaker.core import Event, Verdict
+from breaker.store._contract import (
+    event_from_stream,
+    event_json,
+    events_channel,
+    log_key,
+    passive_key,
+    state_key,
+    stream_fields,
+    verdict_fields,
+)
+
+# Refuse a write older than what is stored, then write hash, TTL, audit and event
+# in one atomic step. ARGV: epoch, ttl_ms, log_maxlen, channel, nfields, fields...,
+# nevents, then per event: nkv, kv..., json.
+_WRITE_SCRIPT = """
+local stored = redis.call('HGET', KEYS[1], 'epoch')
+local epoch = tonumber(ARGV[1])
+if stored and tonumber(stored) and tonumber(stored) > epoch then
+  return {0, tonumber(stored)}
+end
+local nf = tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], unpack(ARGV, 6, 5 + nf))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local i = 6 + nf
+local nevents = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, nevents do
+  local nkv = tonumber(ARGV[i])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, i + 1, i + nkv))
+  i = i + nkv + 1
+  redis.call('PUBLISH', ARGV[4], ARGV[i])
+  i = i + 1
+end
+return {1, epoch}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    name: str
+    written: bool
+    stored_epoch: int  # the epoch now in Redis (ours when written)
+
+
+def connect(cfg: RedisConfig) -> aioredis.Redis:
+    """A client with short timeouts and no hidden retries: the caller owns backoff."""
+    kwargs: dict[str, Any] = {
+        "socket_timeout": cfg.command_timeout,
+        "socket_connect_timeout": cfg.connect_timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "decode_responses": True,
+        "health_check_interval": 0,
+        "client_name": "breaker",
+    }
+    if cfg.url.startswith("rediss://"):
+        kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+        if cfg.ssl_ca_file:
+            kwargs["ssl_ca_certs"] = str(cfg.ssl_ca_file)
+        if cfg.ssl_certfile:
+            kwargs["ssl_certfile"] = str(cfg.ssl_certfile)
+        if cfg.ssl_keyfile:
+            kwargs["ssl_keyfile"] = str(cfg.ssl_keyfile)
+    password = _password(cfg)
+    if password is not None:
+        kwargs["password"] = password
+    client: aioredis.Redis = aioredis.Redis.from_url(cfg.url, **kwargs)
+    return client
+
+
+def _password(cfg: RedisConfig) -> str | None:
+    if cfg.password_file is not None:
+        return cfg.password_file.read_text(encoding="utf-8").strip()
+    return os.environ.get("BREAKER_REDIS_PASSWORD")
+
+
+class RedisStore:
+    """Talks to one Redis; every method raises StoreUnavailable on any Redis failure."""
+
+    def __init__(self, cfg: RedisConfig, client: aioredis.Redis | None = None) -> None:
+        self.cfg = cfg
+        self.prefix = cfg.key_prefix
+        self.client = client or connect(cfg)
+        self._write = self.client.register_script(_WRITE_SCRIPT)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def ping(self) -> None:
+        await self._call(self.client.ping())
+
+    async def write(
+        self, items: Sequence[tuple[Verdict, Sequence[Event], float]], now: float
+    ) -> list[WriteOutcome]:
+        """Write several breakers in one round trip. ttl per item, in seconds."""
+        pipe = self.client.pipeline(transaction=False)
+        for verdict, events, ttl in items:
+            args = self._write_args(verdict, events, ttl, now)
+            keys = [state_key(self.prefix, verdict.name), log_key(self.prefix, verdict.name)]
+            await self._write(keys=keys, args=args, client=pipe)
+        replies = await self._call(pipe.execute())
+        return [
+            WriteOutcome(verdict.name, bool(int(reply[0])), int(reply[1]))
+            for (verdict, _, _), reply in zip(items, replies, strict=True)
+        ]
+
+    def _write_args(
+        self, verdict: Verdict, events: Sequence[Event], ttl: float, now: float
+    ) -> list[str | int]:
+        fields = verdict_fields(verdict, now)
+        args: list[str | int] = [
+            verdict.epoch,
+            max(1, int(ttl * 1000)),
+            self.cfg.log_maxlen,
+            events_channel(self.prefix),
+            len(fields) * 2,
+        ]
+        for key, value in fields.items():
+            args += [key, value]
+        args.append(len(events))
+        for event in events:
+            flat = stream_fields(event)
+            args.append(len(flat) * 2)
+            for key, value in flat.items():
+                args += [key, value]
+            args.append(event_json(event))
+        return args
+
+    async def read_state(self, name: str) -> dict[str, str]:
+        result: dict[str, str] = await self._call(self.client.hgetall(state_key(self.prefix, name)))
+        return result
+
+    async def history(
+        self, name: str, since: float | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Newest first. `since` is unix seconds; stream IDs carry write time."""
+        low = f"{int(since * 1000)}-0" if since is not None else "-"
+        entries = await self._call(
+            self.client.xrevrange(log_key(self.prefix, name), "+", low, count=limit)
+        )
+        events = [event_from_stream(entry_id, fields) for entry_id, fields in entries]
+        if since is not None:
+            events = [e for e in events if (e.get("at") or 0) >= since]
+        return events
+
+    async def read_passive(self, name: str) -> tuple[int, int] | None:
+        fields = await self._call(
+            self.client.hmget(passive_key(self.prefix, name), "forwarded", "failed")
+        )
+        if fields[0] is None:
+            return None
+        return int(fields[0] or 0), int(fields[1] or 0)
+
+    async def _call(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis unavailable: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    """Error text without the URL: it may carry a password."""
+    text = str(exc) or type(exc).__name__
+    return text.split("\n", 1)[0][:200]

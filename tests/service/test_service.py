@@ -1,0 +1,163 @@
+"""The wired service with scripted probes and a real Redis: publishing and fault handling."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from breaker.core import State
+from breaker.service import Service
+from tests.support.procs import RedisServer
+from tests.support.scripted import ScriptedProbes, settings_for
+
+
+async def eventually(predicate: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def running(redis_server: RedisServer) -> AsyncIterator[tuple[Service, ScriptedProbes]]:
+    probes = ScriptedProbes()
+    service = Service(settings_for(redis_server.url), probe_factory=probes)
+    await service.start()
+    try:
+        yield service, probes
+    finally:
+        await service.stop()
+
+
+def hash_field(server: RedisServer, field: str) -> str:
+    try:
+        return server.cli("HGET", "breaker:{presence}", field)
+    except Exception:
+        return ""
+
+
+async def test_failing_probes_open_the_breaker_in_redis(
+    running: tuple[Service, ScriptedProbes], redis_server: RedisServer
+) -> None:
+    service, probes = running
+    await eventually(lambda: hash_field(redis_server, "state") == "closed", what="closed in Redis")
+    probes.by_name["presence"].ok = False
+    await eventually(lambda: hash_field(redis_server, "state") == "open", what="open in Redis")
+    assert hash_field(redis_server, "reason") == "timeout"
+    assert hash_field(redis_server, "admit") == "0"
+
+
+async def test_recovery_ramps_then_closes(
+    running: tuple[Service, ScriptedProbes], redis_server: RedisServer
+) -> None:
+    service, probes = running
+    probes.by_name["presence"].ok = False
+    await eventually(lambda: hash_field(redis_server, "state") == "open", what="open")
+    probes.by_name["presence"].ok = True
+    await eventually(lambda: hash_field(redis_server, "state") == "half_open", what="half_open")
+    admits = set()
+    deadline = time.monotonic() + 5
+    while hash_field(redis_server, "state") == "half_open" and time.monotonic() < deadline:
+        admits.add(int(hash_field(redis_server, "admit") or 0))
+        await asyncio.sleep(0.05)
+    assert hash_field(redis_server, "state") == "closed", "expected the ramp to end closed"
+    inside = {a for a in admits if 0 < a < 100}
+    assert len(inside) >= 3, f"expected a ramp of several admit steps, saw {sorted(admits)}"
+
+
+async def test_redis_restart_republishes_state_force_and_queued_events(
+    running: tuple[Service, ScriptedProbes], redis_server: RedisServer
+) -> None:
+    service, probes = running
+    await eventually(lambda: hash_field(redis_server, "state") == "closed", what="first write")
+    redis_server.stop()
+    service.force("presence", State.OPEN, 300, "alice", "presence upgrade")
+    probes.by_name["presence"].ok = False  # computed state moves while Redis is away
+    await eventually(
+        lambda: service.status("presence").verdict.computed is State.OPEN, what="computed open"
+    )
+    await eventually(lambda: not service.redis_up, what="service to notice Redis down")
+    assert service.publisher.pending_events >= 2
+    redis_server.start()
+    await eventually(lambda: hash_field(redis_server, "forced") == "open", what="force republished")
+    assert hash_field(redis_server, "forced_by") == "alice"
+    assert hash_field(redis_server, "computed") == "open"
+    log = redis_server.cli("XLEN", "breaker:{presence}:log")
+    await eventually(lambda: service.publisher.pending_events == 0, what="queue drained")
+    assert int(log) >= 2, f"expected the queued force and transition in the stream, saw {log}"
+
+
+async def test_sidecar_restart_adopts_epoch_and_live_force(redis_server: RedisServer) -> None:
+    settings = settings_for(redis_server.url)
+    first = Service(settings, probe_factory=ScriptedProbes())
+    await first.start()
+    first.force("presence", State.OPEN, 300, "alice", "maintenance")
+    await eventually(lambda: hash_field(redis_server, "forced") == "open", what="force written")
+    epoch_before = int(hash_field(redis_server, "epoch"))
+    await first.stop()
+
+    second = Service(settings, probe_factory=ScriptedProbes())
+    await second.start()
+    try:
+        await eventually(
+            lambda: second.status("presence").verdict.force is not None, what="force restored"
+        )
+        v = second.status("presence").verdict
+        assert v.state is State.OPEN and v.force is not None and v.force.actor == "alice"
+        assert v.epoch > epoch_before, f"epoch went from {epoch_before} to {v.epoch}"
+        await eventually(
+            lambda: int(hash_field(redis_server, "epoch") or 0) == v.epoch, what="new epoch stored"
+        )
+    finally:
+        await second.stop()
+
+
+async def test_foreign_newer_epoch_is_adopted_not_overwritten(
+    running: tuple[Service, ScriptedProbes], redis_server: RedisServer
+) -> None:
+    service, _ = running
+    await eventually(lambda: hash_field(redis_server, "state") == "closed", what="first write")
+    redis_server.cli("HSET", "breaker:{presence}", "epoch", "500")
+    await eventually(lambda: service.status("presence").verdict.epoch > 500, what="resync")
+    await eventually(lambda: int(hash_field(redis_server, "epoch") or 0) > 500, what="rewrite")
+
+
+async def test_force_expiry_is_noticed_without_a_probe(redis_server: RedisServer) -> None:
+    service = Service(
+        settings_for(redis_server.url, interval=5.0, timeout=0.5), probe_factory=ScriptedProbes()
+    )
+    await service.start()
+    try:
+        service.force("presence", State.OPEN, 0.3, "alice", "short")
+        await eventually(
+            lambda: service.status("presence").verdict.state is State.CLOSED,
+            2.0,
+            what="expiry within the tick",
+        )
+        await eventually(lambda: hash_field(redis_server, "forced") == "", what="expiry in Redis")
+    finally:
+        await service.stop()
+
+
+async def test_redis_down_at_start_does_not_stop_probing(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)  # not started
+    probes = ScriptedProbes()
+    service = Service(settings_for(server.url), probe_factory=probes)
+    await service.start()
+    try:
+        probes_before = probes.by_name["presence"].calls
+        await eventually(
+            lambda: probes.by_name["presence"].calls > probes_before + 5, what="probes"
+        )
+        assert not service.redis_up
+        server.start()
+        await eventually(lambda: service.redis_up, what="connect once Redis appears")
+        await eventually(lambda: hash_field(server, "state") == "closed", what="state written")
+    finally:
+        await service.stop()
+        server.stop()

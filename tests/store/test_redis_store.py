@@ -1,0 +1,133 @@
+"""The Redis adapter against a real redis-server: the contract as consumers see it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from breaker import core
+from breaker._config import RedisConfig
+from breaker._errors import StoreUnavailable
+from breaker.core import Policy, State
+from breaker.store import RedisStore, state_key
+from breaker.store._contract import verdict_fields
+from tests.support.procs import RedisServer, free_port
+
+POLICY = Policy(fall=1, rise=1, interval=1.0, slow_start=10.0)
+DOC = Path(__file__).parents[2] / "docs" / "redis-contract.md"
+
+
+def opened(now: float = 1000.0) -> core.Step:
+    b = core.new_breaker("presence", now)
+    return core.observe(b, POLICY, False, "timeout", now + 1)
+
+
+async def test_write_sets_every_contract_field_with_ttl(redis_server: RedisServer) -> None:
+    store = RedisStore(RedisConfig(url=redis_server.url))
+    step = opened()
+    verdict = core.verdict(step.breaker, POLICY, 1001.0)
+    [outcome] = await store.write([(verdict, step.events, 3.0)], 1001.0)
+    assert outcome.written, f"expected the first write to land, got {outcome}"
+    stored = await store.read_state("presence")
+    assert stored["state"] == "open" and stored["admit"] == "0" and stored["epoch"] == "1"
+    assert stored["reason"] == "timeout"
+    ttl_ms = int(redis_server.cli("PTTL", "breaker:{presence}"))
+    assert 2000 < ttl_ms <= 3000, f"expected a TTL near 3 s, saw {ttl_ms} ms"
+    await store.aclose()
+
+
+def test_contract_doc_lists_every_hash_field() -> None:
+    step = opened()
+    fields = set(verdict_fields(core.verdict(step.breaker, POLICY, 1001.0), 1001.0))
+    documented = set(re.findall(r"^\| `([a-z_]+)` \| `", DOC.read_text(), re.M))
+    assert fields == documented, f"code writes {sorted(fields)}, doc lists {sorted(documented)}"
+
+
+async def test_older_epoch_never_overwrites_newer(redis_server: RedisServer) -> None:
+    store = RedisStore(RedisConfig(url=redis_server.url))
+    step = opened()
+    newer = core.verdict(step.breaker, POLICY, 1001.0)
+    await store.write([(newer, (), 3.0)], 1001.0)
+    older = core.verdict(core.new_breaker("presence", 1000.0), POLICY, 1000.0)
+    [outcome] = await store.write([(older, (), 3.0)], 1002.0)
+    assert not outcome.written and outcome.stored_epoch == 1, f"stale write landed: {outcome}"
+    assert (await store.read_state("presence"))["state"] == "open"
+    await store.aclose()
+
+
+async def test_events_go_to_stream_and_channel(redis_server: RedisServer) -> None:
+    store = RedisStore(RedisConfig(url=redis_server.url))
+    listener = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    pubsub = listener.pubsub()
+    await pubsub.subscribe("breaker:events")
+    await pubsub.get_message(timeout=1.0)  # subscription confirmation
+    step = opened()
+    await store.write([(core.verdict(step.breaker, POLICY, 1001.0), step.events, 3.0)], 1001.0)
+    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2.0)
+    assert message is not None, "expected one event on breaker:events"
+    event = json.loads(message["data"])
+    assert event["event"] == "transition" and event["to"] == "open" and event["epoch"] == 1
+    history = await store.history("presence")
+    assert [e["to"] for e in history] == ["open"], f"stream holds {history}"
+    assert history[0]["epoch"] == 1 and history[0]["actor"] == "probe"
+    await pubsub.aclose()
+    await listener.aclose()
+    await store.aclose()
+
+
+async def test_history_is_newest_first_and_filters_by_time(redis_server: RedisServer) -> None:
+    store = RedisStore(RedisConfig(url=redis_server.url))
+    b = core.new_breaker("presence", 1000.0)
+    s1 = core.force(b, POLICY, State.OPEN, 60, "alice", "upgrade", 1000.0)
+    s2 = core.release(s1.breaker, POLICY, "bob", 1010.0)
+    for step, now in ((s1, 1000.0), (s2, 1010.0)):
+        v = core.verdict(step.breaker, POLICY, now)
+        await store.write([(v, step.events, 3.0)], now)
+    history = await store.history("presence")
+    assert [(e["event"], e["actor"]) for e in history] == [("release", "bob"), ("force", "alice")]
+    assert await store.history("presence", since=1005.0) == [history[0]]
+    await store.aclose()
+
+
+async def test_unreachable_redis_raises_store_unavailable_quickly() -> None:
+    store = RedisStore(RedisConfig(url=f"redis://127.0.0.1:{free_port()}/0"))
+    with pytest.raises(StoreUnavailable, match="Redis unavailable"):
+        await asyncio.wait_for(store.ping(), 2.0)
+    await store.aclose()
+
+
+async def test_password_from_url_authenticates(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, password="s3cret-pass-word").start()
+    try:
+        store = RedisStore(RedisConfig(url=server.url))
+        await store.ping()
+        await store.aclose()
+        wrong = RedisStore(RedisConfig(url=server.url.replace("s3cret", "wrong")))
+        with pytest.raises(StoreUnavailable) as info:
+            await wrong.ping()
+        assert "s3cret" not in str(info.value) and "wrong-pass" not in str(info.value)
+        await wrong.aclose()
+    finally:
+        server.stop()
+
+
+async def test_password_file_authenticates(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, password="from-a-file-123").start()
+    try:
+        secret = tmp_path / "redis.pass"
+        secret.write_text("from-a-file-123\n")
+        url = f"redis://127.0.0.1:{server.port}/0"
+        store = RedisStore(RedisConfig(url=url, password_file=secret))
+        await store.ping()
+        await store.aclose()
+    finally:
+        server.stop()
+
+
+def test_state_key_uses_a_cluster_hash_tag() -> None:
+    assert state_key("breaker:", "presence") == "breaker:{presence}"
