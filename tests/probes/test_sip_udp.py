@@ -1,0 +1,196 @@
+"""SIP OPTIONS over UDP against the in-process stand-in."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+
+from breaker.probes import SipProbe
+from breaker.probes._sipmsg import parse_request
+from tests.probes.helpers import SLACK, TIMEOUT, expect, explain, make_cfg
+from tests.support.procs import free_port
+from tests.support.sip_standin import SipStandin
+
+ProbeFactory = Callable[..., SipProbe]
+
+
+def target(standin: SipStandin) -> str:
+    return f"sip:127.0.0.1:{standin.port}"
+
+
+async def test_options_200_is_ok_with_rtt(udp_standin: SipStandin, sip_probe: ProbeFactory) -> None:
+    before = time.time()
+    result = await sip_probe(make_cfg(target(udp_standin))).check()
+    expect(result, "ok")
+    assert result.rtt is not None and 0 <= result.rtt < TIMEOUT, explain(result)
+    assert result.detail == "SIP/2.0 200 OK", explain(result)
+    assert before <= result.at <= time.time(), f"expected `at` to be now; {explain(result)}"
+    assert udp_standin.counts == {"OPTIONS": 1}, f"expected one OPTIONS, seen {udp_standin.counts}"
+
+
+async def test_options_request_is_well_formed(
+    udp_standin: SipStandin, sip_probe: ProbeFactory
+) -> None:
+    probe = sip_probe(make_cfg(target(udp_standin)))
+    await probe.check()
+    request = udp_standin.requests[0].request
+    local = probe.local_address
+    assert local is not None and udp_standin.requests[0].source == local
+    assert request.uri == f"sip:127.0.0.1:{udp_standin.port}", request.uri
+    via = request.get("via") or ""
+    assert via.startswith(f"SIP/2.0/UDP 127.0.0.1:{local[1]};branch=z9hG4bK"), via
+    assert via.endswith(";rport"), via
+    assert request.get("max-forwards") == "70"
+    assert ";tag=" in (request.get("from") or ""), request.get("from")
+    assert request.get("to") == f"<sip:127.0.0.1:{udp_standin.port}>", request.get("to")
+    assert request.get("call-id"), "expected a Call-ID"
+    assert (request.get("cseq") or "").endswith(" OPTIONS"), request.get("cseq")
+    assert request.get("contact") == f"<sip:breaker-probe@127.0.0.1:{local[1]}>"
+    assert request.get("user-agent") == "breaker"
+    assert request.get("content-length") == "0"
+
+
+async def test_503_is_failure_status_503(udp_standin: SipStandin, sip_probe: ProbeFactory) -> None:
+    udp_standin.code = 503
+    result = await sip_probe(make_cfg(target(udp_standin))).check()
+    expect(result, "status 503")
+    assert result.detail == "SIP/2.0 503 Service Unavailable", explain(result)
+    assert result.rtt is not None, f"expected an rtt for an answer; {explain(result)}"
+
+
+async def test_frozen_server_times_out_within_timeout(
+    udp_standin: SipStandin, sip_probe: ProbeFactory
+) -> None:
+    probe = sip_probe(make_cfg(target(udp_standin)))
+    expect(await probe.check(), "ok")
+    udp_standin.freeze()
+    started = time.monotonic()
+    result = await probe.check()
+    elapsed = time.monotonic() - started
+    expect(result, "timeout")
+    assert result.rtt is None, explain(result)
+    await udp_standin.wait_for(
+        lambda: udp_standin.counts["OPTIONS"] == 2, what="2 OPTIONS received"
+    )
+    assert TIMEOUT - 0.01 <= elapsed < TIMEOUT + SLACK, f"expected ~{TIMEOUT}s, seen {elapsed:.3f}s"
+    udp_standin.resume()
+    expect(await probe.check(), "ok")
+
+
+async def test_answer_slower_than_slow_threshold_is_slow(
+    udp_standin: SipStandin, sip_probe: ProbeFactory
+) -> None:
+    udp_standin.delay = 0.15
+    result = await sip_probe(make_cfg(target(udp_standin), slow=0.05)).check()
+    expect(result, "slow")
+    assert result.rtt is not None and result.rtt >= 0.15, explain(result)
+
+
+async def test_closed_udp_port_is_icmp_unreachable_before_timeout(sip_probe: ProbeFactory) -> None:
+    port = free_port(kind=socket.SOCK_DGRAM)
+    started = time.monotonic()
+    result = await sip_probe(make_cfg(f"sip:127.0.0.1:{port}")).check()
+    elapsed = time.monotonic() - started
+    expect(result, "icmp-unreachable")
+    assert elapsed < TIMEOUT, f"expected an immediate failure, took {elapsed:.3f}s"
+
+
+async def test_provisional_100_then_200_is_ok(
+    udp_standin: SipStandin, sip_probe: ProbeFactory
+) -> None:
+    udp_standin.provisional = True
+    udp_standin.delay = 0.02
+    result = await sip_probe(make_cfg(target(udp_standin))).check()
+    expect(result, "ok")
+    assert result.detail == "SIP/2.0 200 OK", explain(result)
+
+
+async def test_provisional_only_times_out_and_says_so(
+    udp_standin: SipStandin, sip_probe: ProbeFactory
+) -> None:
+    udp_standin.responder = lambda req: [udp_standin.answer(req, 100)]
+    result = await sip_probe(make_cfg(target(udp_standin))).check()
+    expect(result, "timeout")
+    assert "100 Trying" in result.detail, explain(result)
+
+
+async def test_one_udp_socket_is_reused_for_50_probes(
+    udp_standin: SipStandin, sip_probe: ProbeFactory
+) -> None:
+    probe = sip_probe(make_cfg(target(udp_standin)))
+    for i in range(50):
+        result = await probe.check()
+        assert result.ok, f"probe {i}: {explain(result)}"
+    assert udp_standin.counts["OPTIONS"] == 50, f"expected 50 OPTIONS, seen {udp_standin.counts}"
+    assert len(udp_standin.udp_sources) == 1, (
+        f"expected one source port, seen {udp_standin.udp_sources}"
+    )
+    assert probe.connections_opened == 1, f"expected 1 socket, seen {probe.connections_opened}"
+
+
+async def test_each_probe_is_a_new_transaction(
+    udp_standin: SipStandin, sip_probe: ProbeFactory
+) -> None:
+    probe = sip_probe(make_cfg(target(udp_standin)))
+    for _ in range(3):
+        await probe.check()
+    txns = [r.request.transaction for r in udp_standin.requests]
+    assert all(t is not None for t in txns)
+    branches = {t.branch for t in txns if t}
+    cseqs = [t.cseq for t in txns if t]
+    assert len(branches) == 3, f"expected 3 distinct branches, seen {branches}"
+    assert cseqs == sorted(set(cseqs)), f"expected increasing CSeq, seen {cseqs}"
+
+
+async def test_dead_codes_decide_when_alive_codes_unset(
+    udp_standin: SipStandin, sip_probe: ProbeFactory
+) -> None:
+    udp_standin.code = 404
+    expect(await sip_probe(make_cfg(target(udp_standin))).check(), "ok")
+    udp_standin.code = 480
+    cfg = make_cfg(target(udp_standin), dead_codes=(480,))
+    expect(await sip_probe(cfg).check(), "status 480")
+
+
+async def test_alive_codes_when_set_are_the_only_alive_codes(
+    udp_standin: SipStandin, sip_probe: ProbeFactory
+) -> None:
+    cfg = make_cfg(target(udp_standin), alive_codes=(200,))
+    udp_standin.code = 404
+    expect(await sip_probe(cfg).check(), "status 404")
+    udp_standin.code = 503
+    cfg = make_cfg(target(udp_standin), alive_codes=(200, 503))
+    expect(await sip_probe(cfg).check(), "ok")
+
+
+async def test_localhost_target_works_without_dns(
+    udp_standin: SipStandin, sip_probe: ProbeFactory
+) -> None:
+    result = await sip_probe(make_cfg(f"sip:localhost:{udp_standin.port}")).check()
+    expect(result, "ok")
+    request = udp_standin.requests[0].request
+    assert request.uri == f"sip:localhost:{udp_standin.port}", request.uri
+
+
+async def test_unexpected_internal_error_is_a_result_not_an_exception(
+    udp_standin: SipStandin, sip_probe: ProbeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probe = sip_probe(make_cfg(target(udp_standin)))
+
+    def broken(*args: object) -> bytes:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(probe, "_options_request", broken)
+    result = await probe.check()
+    expect(result, "error")
+    assert "bug" in result.detail, explain(result)
+
+
+async def test_request_parsing_sanity(udp_standin: SipStandin, sip_probe: ProbeFactory) -> None:
+    # the stand-in's parser must see exactly what was sent: a request, not garbage
+    await sip_probe(make_cfg(target(udp_standin))).check()
+    assert udp_standin.garbage == 0
+    assert parse_request(b"not sip") is None
