@@ -28,7 +28,8 @@ log = get_logger("breaker.service")
 
 TICK_INTERVAL = 0.1  # force expiry and ramp end are noticed within this
 RECENT_EVENTS = 200  # per breaker, served by the API while Redis is away
-PROBE_GRACE = 0.2  # extra time before a probe that ignores its own timeout is cancelled
+PROBE_GRACE = 0.2
+STOP_STEP_TIMEOUT = 1.0  # extra time before a probe that ignores its own timeout is cancelled
 
 
 def policy_for(cfg: BreakerConfig) -> Policy:
@@ -133,23 +134,25 @@ class Service:
         log.info("service.started", extra={"breakers": sorted(self.runtimes)})
 
     async def stop(self) -> None:
-        """Stop probing, give Redis one short chance to take the last verdicts, close."""
+        """Stop probing, give Redis one short chance to take the last verdicts, close.
+
+        Every step is bounded: a shutdown that hangs is worse than one that drops a write.
+        """
         probers = [t for t in self._tasks if t.get_name() != "publisher"]
-        for task in probers:
-            task.cancel()
-        await asyncio.gather(*probers, return_exceptions=True)
+        await _cancel(probers)
         if self.publisher.up:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.publisher.wait_flushed(), 1.0)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_STEP_TIMEOUT):
+                    await self.publisher.wait_flushed()
+        await _cancel(self._tasks)
         self._tasks.clear()
         for rt in self.runtimes.values():
             with contextlib.suppress(Exception):
-                await rt.probe.aclose()
+                async with asyncio.timeout(STOP_STEP_TIMEOUT):
+                    await rt.probe.aclose()
         with contextlib.suppress(Exception):
-            await self.store.aclose()
+            async with asyncio.timeout(STOP_STEP_TIMEOUT):
+                await self.store.aclose()
         log.info("service.stopped")
 
     @property
@@ -210,8 +213,11 @@ class Service:
                 next_at = now + interval - (now - next_at) % interval
 
     async def _run_probe(self, rt: Runtime) -> ProbeResult:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+        # that races with the probe finishing, and the loop would outlive stop().
         try:
-            return await asyncio.wait_for(rt.probe.check(), rt.cfg.timeout + PROBE_GRACE)
+            async with asyncio.timeout(rt.cfg.timeout + PROBE_GRACE):
+                return await rt.probe.check()
         except TimeoutError:
             return ProbeResult(False, "timeout", None, self.clock(), "probe overran its timeout")
         except Exception as exc:  # a probe bug must not stop the breaker
@@ -303,3 +309,16 @@ class Service:
             if stored_force is not None:
                 self._apply(rt, core.restore_force(rt.breaker, rt.policy, stored_force, now))
         self._restored = True
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, stuck = await asyncio.wait(tasks, timeout=STOP_STEP_TIMEOUT)
+    for task in stuck:
+        log.error(
+            "service.task_stuck",
+            extra={"task": task.get_name(), "stack": repr(task.get_stack(limit=5))},
+        )

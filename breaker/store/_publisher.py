@@ -70,6 +70,7 @@ class Publisher:
 
     async def run(self) -> None:
         while True:
+            _reraise_swallowed_cancel()
             await self._wake.wait()
             self._wake.clear()
             try:
@@ -140,3 +141,10 @@ class Publisher:
             log.error("store.unavailable", extra={"error": error})
         self.up = False
         self.metrics.redis_up.set(0)
+
+
+def _reraise_swallowed_cancel() -> None:
+    """redis-py can absorb a cancellation that lands mid-command; don't let shutdown hang."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 from collections.abc import Sequence
@@ -110,12 +111,12 @@ class RedisStore:
         self, items: Sequence[tuple[Verdict, Sequence[Event], float]], now: float
     ) -> list[WriteOutcome]:
         """Write several breakers in one round trip. ttl per item, in seconds."""
-        pipe = self.client.pipeline(transaction=False)
-        for verdict, events, ttl in items:
-            args = self._write_args(verdict, events, ttl, now)
-            keys = [state_key(self.prefix, verdict.name), log_key(self.prefix, verdict.name)]
-            await self._write(keys=keys, args=args, client=pipe)
-        replies = await self._call(pipe.execute())
+        async with self.client.pipeline(transaction=False) as pipe:
+            for verdict, events, ttl in items:
+                args = self._write_args(verdict, events, ttl, now)
+                keys = [state_key(self.prefix, verdict.name), log_key(self.prefix, verdict.name)]
+                await self._write(keys=keys, args=args, client=pipe)
+            replies = await self._call(pipe.execute())
         return [
             WriteOutcome(verdict.name, bool(int(reply[0])), int(reply[1]))
             for (verdict, _, _), reply in zip(items, replies, strict=True)
@@ -172,6 +173,11 @@ class RedisStore:
         try:
             return await awaitable
         except (RedisError, OSError) as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # redis-py turns a cancellation mid-command into a connection error;
+                # give the cancellation back so shutdown is not swallowed.
+                raise asyncio.CancelledError from exc
             raise StoreUnavailable(f"Redis unavailable: {_describe(exc)}") from exc
 
 

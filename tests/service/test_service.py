@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +13,7 @@ from breaker.core import State
 from breaker.service import Service
 from tests.support.procs import RedisServer
 from tests.support.scripted import ScriptedProbes, settings_for
-
-
-async def eventually(predicate: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -44,7 +37,7 @@ def hash_field(server: RedisServer, field: str) -> str:
 async def test_failing_probes_open_the_breaker_in_redis(
     running: tuple[Service, ScriptedProbes], redis_server: RedisServer
 ) -> None:
-    service, probes = running
+    _, probes = running
     await eventually(lambda: hash_field(redis_server, "state") == "closed", what="closed in Redis")
     probes.by_name["presence"].ok = False
     await eventually(lambda: hash_field(redis_server, "state") == "open", what="open in Redis")
@@ -55,7 +48,7 @@ async def test_failing_probes_open_the_breaker_in_redis(
 async def test_recovery_ramps_then_closes(
     running: tuple[Service, ScriptedProbes], redis_server: RedisServer
 ) -> None:
-    service, probes = running
+    _, probes = running
     probes.by_name["presence"].ok = False
     await eventually(lambda: hash_field(redis_server, "state") == "open", what="open")
     probes.by_name["presence"].ok = True
