@@ -1,7 +1,5 @@
 """HTTP API: reads served from memory (no Redis round trip), writes need an operate token."""
 
-from __future__ import annotations
-
 import json
 import time
 from typing import Annotated, Any, Literal

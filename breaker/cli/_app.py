@@ -16,6 +16,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _root() -> None:
+    """Circuit breaker for SIP presence servers behind Kamailio."""
+
+
 EXIT_ERROR = 2  # configuration, usage or connectivity problem
 
 
