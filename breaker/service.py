@@ -21,7 +21,7 @@ from breaker._errors import StoreUnavailable
 from breaker._logging import get_logger
 from breaker._metrics import Metrics
 from breaker.core import Breaker, Event, Policy, State, Step, Verdict
-from breaker.probes import Probe, ProbeResult, make_probe
+from breaker.probes import Probe, ProbeResult, SipResolver, make_probe
 from breaker.store import Publisher, RedisStore, event_dict, force_from_fields
 
 log = get_logger("breaker.service")
@@ -86,9 +86,15 @@ class Service:
         *,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
-        probe_factory: Callable[[BreakerConfig], Probe] = make_probe,
+        probe_factory: Callable[[BreakerConfig], Probe] | None = None,
         store: RedisStore | None = None,
     ) -> None:
+        if probe_factory is None:
+            resolver = SipResolver()  # one DNS cache for every target
+
+            def probe_factory(cfg: BreakerConfig) -> Probe:
+                return make_probe(cfg, resolver=resolver)
+
         self.settings = settings
         self.clock = clock
         self.rand = rand

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(redis-server kamailio kamailio-redis-modules kamailio-presence-modules
-      kamailio-sqlite-modules kamailio-utils-modules sip-tester wrk)
+      kamailio-sqlite-modules kamailio-utils-modules sip-tester wrk
+      sqlite3 openssl procps curl)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -26,7 +26,7 @@ if [ -f kamailio-config/presence-server.cfg ]; then
   pids+=($!)
 fi
 
-if [ -z "${BREAKER_API_TOKEN:-}" ] && [ -z "${BREAKER_API_TOKEN_FILE:-}" ]; then
+if [ -z "${BREAKER_API_TOKEN:-}" ]; then
   tokenfile=$rundir/api-token
   [ -s "$tokenfile" ] || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$tokenfile")
   export BREAKER_API_TOKEN

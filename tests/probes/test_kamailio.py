@@ -7,7 +7,6 @@ table in memory (publ_cache=2), so a restart forgets publications: the 412 path.
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -27,10 +26,8 @@ MODULE_DIRS = [
 ]
 MODULES = next((d for d in MODULE_DIRS if (d / "presence_mwi.so").exists()), None)
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("kamailio") is None or MODULES is None,
-    reason="needs kamailio with the presence modules",
-)
+# No skip: CI installs Kamailio, and a missing module must fail loudly, not pass quietly.
+assert MODULES is not None, "kamailio-presence-modules is not installed (bash scripts/bootstrap.sh)"
 
 CONFIG = """#!KAMAILIO
 debug=2

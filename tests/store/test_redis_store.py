@@ -16,7 +16,8 @@ from breaker._errors import StoreUnavailable
 from breaker.core import Policy, State
 from breaker.store import RedisStore, state_key
 from breaker.store._contract import verdict_fields
-from tests.support.procs import RedisServer, free_port
+from tests.support.procs import Proc, RedisServer, free_port, port_open, wait_until
+from tests.support.tls import self_signed
 
 POLICY = Policy(fall=1, rise=1, interval=1.0, slow_start=10.0)
 DOC = Path(__file__).parents[2] / "docs" / "redis-contract.md"
@@ -131,3 +132,25 @@ async def test_password_file_authenticates(tmp_path: Path) -> None:
 
 def test_state_key_uses_a_cluster_hash_tag() -> None:
     assert state_key("breaker:", "presence") == "breaker:{presence}"
+
+
+async def test_rediss_with_ca_file_connects_over_tls(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    server = Proc(
+        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+         "--tls-auth-clients", "no", "--save", "", "--dir", str(tmp_path)],
+        tmp_path / "redis-tls.log",
+    )  # fmt: skip
+    try:
+        wait_until(lambda: port_open(port), 10, what="redis TLS port")
+        store = RedisStore(RedisConfig(url=f"rediss://127.0.0.1:{port}/0", ssl_ca_file=cert))
+        await store.ping()
+        await store.aclose()
+        untrusted = RedisStore(RedisConfig(url=f"rediss://127.0.0.1:{port}/0"))
+        with pytest.raises(StoreUnavailable):
+            await untrusted.ping()
+        await untrusted.aclose()
+    finally:
+        server.stop()
