@@ -21,8 +21,9 @@ fi
 if [ -f kamailio-config/presence-server.cfg ]; then
   echo "run: starting the demo presence server (Kamailio) on udp:127.0.0.1:5070; logs in run/"
   mkdir -p "$rundir/presence"
+  kamailio-config/make-presence-db.sh "$rundir/presence/presence.sqlite" >/dev/null
   kamailio -DD -E -f kamailio-config/presence-server.cfg -Y "$rundir/presence" -w "$rundir/presence" \
-    -A 'LISTEN=udp:127.0.0.1:5070' -A "DB_DIR=\"$rundir/presence\"" >"$rundir/presence.log" 2>&1 &
+    -A 'LISTEN=udp:127.0.0.1:5070' -A 'CHILDREN=2' >"$rundir/presence.log" 2>&1 &
   pids+=($!)
 fi
 
