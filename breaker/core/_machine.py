@@ -233,6 +233,8 @@ def force(
         )
     if not reason.strip():
         raise InvalidForce("a reason is required")
+    if now + ttl <= now:
+        raise InvalidForce(f"ttl {ttl:g}s is too small to set an expiry")
     step = tick(breaker, policy, now)
     before = step.breaker.state
     new_force = Force(state=state, until=now + ttl, actor=actor, reason=reason.strip(), at=now)
@@ -256,21 +258,25 @@ def release(breaker: Breaker, policy: Policy, actor: str, now: float) -> Step:
 
 def resync(breaker: Breaker, policy: Policy, stored_epoch: int, now: float) -> Step:
     """Jump past an epoch found in Redis so our next write is not refused as stale."""
-    if stored_epoch < breaker.epoch:
-        return Step(breaker)
-    b = replace(breaker, epoch=stored_epoch + 1)
+    step = tick(breaker, policy, now)
+    if stored_epoch < step.breaker.epoch:
+        return step
+    b = replace(step.breaker, epoch=stored_epoch + 1)
     event = _event(b, policy, "resync", b.state, b.state, now, f"epoch {stored_epoch}", "sidecar")
-    return Step(b, (event,))
+    return _chain(step, Step(b, (event,)))
 
 
 def restore_force(breaker: Breaker, policy: Policy, stored: Force, now: float) -> Step:
     """Adopt a force found in Redis after a sidecar restart, if it is still valid."""
-    if breaker.force is not None or stored.until <= now or stored.state is State.HALF_OPEN:
-        return Step(breaker)
+    step = tick(breaker, policy, now)
+    current = step.breaker
+    valid = math.isfinite(stored.until) and stored.until > now
+    if current.force is not None or not valid or stored.state is State.HALF_OPEN:
+        return step
     ttl = min(stored.until - now, policy.force_max_ttl)
     restored = replace(stored, until=now + ttl)
-    before = breaker.state
-    b = _bump(replace(breaker, force=restored), before, now)
+    before = current.state
+    b = _bump(replace(current, force=restored), before, now)
     event = _event(
         b,
         policy,
@@ -283,7 +289,7 @@ def restore_force(breaker: Breaker, policy: Policy, stored: Force, now: float) -
         restored.state,
         restored.until,
     )
-    return Step(b, (event,))
+    return _chain(step, Step(b, (event,)))
 
 
 # ---------------------------------------------------------------- internals
@@ -294,7 +300,8 @@ def _open(breaker: Breaker, policy: Policy, reason: str, now: float, rand: float
     streak = breaker.reopen_streak + 1 if recent else 0
     hold = 0.0
     if streak:
-        base = min(policy.reopen_backoff_max, policy.reopen_backoff * 2 ** (streak - 1))
+        doublings = min(streak - 1, 62)  # past this the cap has long won; avoids overflow
+        base = min(policy.reopen_backoff_max, policy.reopen_backoff * 2.0**doublings)
         hold = base * (1 + policy.jitter * (2 * rand - 1))
     b = replace(
         breaker,
