@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.procs import Proc, RedisServer, free_port_both, wait_until
-from tests.support.sidecar import Sidecar
+from tests.support.sidecar import TOKEN, Sidecar
 
 SCHEDULING_SLACK = 0.5  # seconds: a busy 2-core CI box delays timers
 
@@ -134,3 +134,20 @@ def test_redis_restart_mid_run_republishes_force(
     assert sidecar.get("/readyz").status_code == 200
     assert sidecar.proc is not None and sidecar.proc.alive()
     assert "Traceback" not in sidecar.proc.output()
+
+
+def test_secrets_never_reach_the_log(tmp_path: Path, standin: tuple[Proc, int]) -> None:
+    _, port = standin
+    redis = RedisServer(tmp_path / "redis", password="redis-secret-123456").start()
+    wrong_url = redis.url.replace("redis-secret-123456", "wrong-secret-654321")
+    sidecar = Sidecar(tmp_path, wrong_url, f"sip:127.0.0.1:{port}").start()
+    try:
+        sidecar.put("/v1/breakers/presence/force", {"state": "open", "ttl": 5, "reason": "x"})
+        wait_until(lambda: "store.unavailable" in sidecar.proc.output(), 5, what="an auth error")  # type: ignore[union-attr]
+        assert sidecar.get("/readyz").status_code == 503
+    finally:
+        sidecar.stop()
+        redis.stop()
+    log = (tmp_path / "sidecar.log").read_text()
+    for secret in ("redis-secret-123456", "wrong-secret-654321", TOKEN):
+        assert secret not in log, f"a secret leaked into the sidecar log: {secret[:6]}…"
