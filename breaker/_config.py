@@ -133,7 +133,7 @@ class BreakerConfig(_Strict):
     # HTTP probe
     expect_status: tuple[int, ...] = (200, 204)
     # Passive signal from Kamailio: an interval whose failure ratio exceeds this is a failure.
-    passive_failure_ratio: float | None = Field(None, gt=0, le=1)
+    passive_failure_ratio: float | None = Field(None, gt=0, lt=1)
     passive_min_requests: int = Field(20, ge=1)
 
     @field_validator("target", mode="before")
