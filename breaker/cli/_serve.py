@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 import uvicorn
 
 from breaker._config import Settings, load_settings
+from breaker._errors import BreakerError
 from breaker._logging import get_logger, setup_logging
 from breaker.api import TokenRegistry, create_app, load_tokens
 from breaker.cli._app import app
@@ -38,10 +40,24 @@ def serve(
         log.warning(
             "api.no_operate_token", extra={"hint": "set BREAKER_API_TOKEN to allow force/release"}
         )
-    asyncio.run(_serve(settings, tokens))
+    listener = _listen(settings.api.host, settings.api.port)
+    asyncio.run(_serve(settings, tokens, listener))
 
 
-async def _serve(settings: Settings, tokens: TokenRegistry) -> None:
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind before anything starts: a taken port is one clear line, not a half-started sidecar."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise BreakerError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+async def _serve(settings: Settings, tokens: TokenRegistry, listener: socket.socket) -> None:
     service = Service(settings)
     api = create_app(service, tokens, settings.api.open_reads)
     server = uvicorn.Server(
@@ -55,8 +71,9 @@ async def _serve(settings: Settings, tokens: TokenRegistry) -> None:
         )
     )
     await service.start()
-    log.info("api.listening", extra={"host": settings.api.host, "port": settings.api.port})
+    host, port = listener.getsockname()[:2]
+    log.info("api.listening", extra={"host": host, "port": port})
     try:
-        await server.serve()
+        await server.serve(sockets=[listener])
     finally:
         await service.stop()

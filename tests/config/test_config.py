@@ -141,3 +141,20 @@ def test_cli_check_accepts_good_config(tmp_path: Path) -> None:
     path.write_text(GOOD)
     result = run_cli("serve", "--config", str(path), "--check")
     assert result.returncode == 0 and "config ok: 1 breaker(s): presence" in result.stdout
+
+
+def test_port_in_use_is_one_line_before_anything_starts(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = tmp_path / "busy.toml"
+        path.write_text(f"[api]\nport = {port}\n" + BREAKER)
+        result = run_cli("serve", "--config", str(path))
+    assert result.returncode == 2, result
+    assert (
+        result.stderr.strip()
+        == f"breaker: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
