@@ -35,12 +35,12 @@ def serve(
         names = ", ".join(b.name for b in settings.breakers)
         typer.echo(f"config ok: {len(settings.breakers)} breaker(s): {names}")
         return
+    listener = _listen(settings.api.host, settings.api.port)
     setup_logging(settings.logging.level, settings.logging.format)
     if tokens.empty:
         log.warning(
             "api.no_operate_token", extra={"hint": "set BREAKER_API_TOKEN to allow force/release"}
         )
-    listener = _listen(settings.api.host, settings.api.port)
     asyncio.run(_serve(settings, tokens, listener))
 
 
