@@ -8,6 +8,7 @@ exceptions: the probe turns them into a `dns` result.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import time
@@ -191,7 +192,9 @@ class _NoRecords(Exception):
         self.nxdomain = nxdomain
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_ip(host: str) -> bool:
+    """Cached: every probe asks, and targets rarely change."""
     try:
         ipaddress.ip_address(host)
     except ValueError:

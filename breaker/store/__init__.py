@@ -10,12 +10,13 @@ from breaker.store._contract import (
     state_key,
 )
 from breaker.store._publisher import Publisher
-from breaker.store._redis import RedisStore, WriteOutcome, connect
+from breaker.store._redis import RedisStore, WriteItem, WriteOutcome, connect
 
 __all__ = [
     "CONTRACT_VERSION",
     "Publisher",
     "RedisStore",
+    "WriteItem",
     "WriteOutcome",
     "connect",
     "event_dict",

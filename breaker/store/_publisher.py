@@ -11,13 +11,12 @@ import asyncio
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 from breaker._errors import StoreUnavailable
 from breaker._logging import get_logger
 from breaker._metrics import Metrics
 from breaker.core import Event, Verdict
-from breaker.store._redis import RedisStore
+from breaker.store._redis import RedisStore, WriteItem
 
 log = get_logger("breaker.store")
 
@@ -46,6 +45,7 @@ class Publisher:
         self.up = False
         self.ever_connected = False
         self._latest: dict[str, Verdict] = {}
+        self._written: dict[str, Verdict] = {}  # last verdict Redis took, per breaker
         self._dirty: set[str] = set()
         self._pending: deque[Event] = deque()
         self._wake = asyncio.Event()
@@ -101,7 +101,8 @@ class Publisher:
             extra={"pending_events": len(self._pending), "breakers": len(self._latest)},
         )
         self.ever_connected = True
-        self._dirty.update(self._latest)  # rewrite everything: keys may have expired
+        self._written.clear()
+        self._dirty.update(self._latest)  # rewrite everything in full: keys may have expired
 
     async def _flush(self) -> None:
         names = sorted(self._dirty)
@@ -110,22 +111,37 @@ class Publisher:
             by_name: dict[str, list[Event]] = {}
             for event in events:
                 by_name.setdefault(event.name, []).append(event)
-            items: list[tuple[Verdict, Any, float]] = [
-                (self._latest[n], by_name.get(n, []), self.ttl_by_name[n]) for n in names
+            items = [
+                WriteItem(
+                    self._latest[n],
+                    by_name.get(n, []),
+                    self.ttl_by_name[n],
+                    refresh_only=self._written.get(n) == self._latest[n],
+                )
+                for n in names
             ]
             self._dirty.difference_update(names)
             try:
                 outcomes = await self.store.write(items, self.clock())
             except StoreUnavailable:
                 self._dirty.update(names)
+                self._written.clear()  # Redis may come back empty
                 raise
+            for item, outcome in zip(items, outcomes, strict=True):
+                if outcome.written:
+                    self._written[outcome.name] = item.verdict
+                else:
+                    self._written.pop(outcome.name, None)
             written = {o.name for o in outcomes if o.written}
             # Drop exactly the events that went out; stale-refused ones stay queued.
             sent = {id(e) for e in events if e.name in written}
             self._pending = deque(e for e in self._pending if id(e) not in sent)
             self.metrics.pending_events.set(len(self._pending))
             for outcome in outcomes:
-                if not outcome.written:
+                if outcome.missing:  # the hash expired or Redis restarted: rewrite it whole
+                    self._dirty.add(outcome.name)
+                    self._wake.set()
+                elif not outcome.written:
                     log.warning(
                         "store.stale_epoch",
                         extra={"breaker": outcome.name, "stored_epoch": outcome.stored_epoch},

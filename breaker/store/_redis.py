@@ -30,7 +30,8 @@ from breaker.store._contract import (
 
 # Refuse a write older than what is stored, then write hash, TTL, audit and event
 # in one atomic step. ARGV: epoch, ttl_ms, log_maxlen, channel, nfields, fields...,
-# nevents, then per event: nkv, kv..., json.
+# nevents, then per event: nkv, kv..., json. A refresh (only `updated`) of a hash
+# that is gone answers 2 so the caller sends the whole verdict instead.
 _WRITE_SCRIPT = """
 local stored = redis.call('HGET', KEYS[1], 'epoch')
 local epoch = tonumber(ARGV[1])
@@ -38,6 +39,9 @@ if stored and tonumber(stored) and tonumber(stored) > epoch then
   return {0, tonumber(stored)}
 end
 local nf = tonumber(ARGV[5])
+if nf == 2 and not stored then
+  return {2, -1}
+end
 redis.call('HSET', KEYS[1], unpack(ARGV, 6, 5 + nf))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 local i = 6 + nf
@@ -55,10 +59,19 @@ return {1, epoch}
 
 
 @dataclass(frozen=True, slots=True)
+class WriteItem:
+    verdict: Verdict
+    events: Sequence[Event]
+    ttl: float  # seconds
+    refresh_only: bool = False  # verdict unchanged since the last write: bump `updated` and TTL
+
+
+@dataclass(frozen=True, slots=True)
 class WriteOutcome:
     name: str
     written: bool
     stored_epoch: int  # the epoch now in Redis (ours when written)
+    missing: bool = False  # a refresh found no hash: write the whole verdict
 
 
 def connect(cfg: RedisConfig) -> aioredis.Redis:
@@ -107,28 +120,30 @@ class RedisStore:
     async def ping(self) -> None:
         await self._call(self.client.ping())
 
-    async def write(
-        self, items: Sequence[tuple[Verdict, Sequence[Event], float]], now: float
-    ) -> list[WriteOutcome]:
-        """Write several breakers in one round trip. ttl per item, in seconds."""
+    async def write(self, items: Sequence[WriteItem], now: float) -> list[WriteOutcome]:
+        """Write several breakers in one round trip."""
         async with self.client.pipeline(transaction=False) as pipe:
-            for verdict, events, ttl in items:
-                args = self._write_args(verdict, events, ttl, now)
-                keys = [state_key(self.prefix, verdict.name), log_key(self.prefix, verdict.name)]
-                await self._write(keys=keys, args=args, client=pipe)
+            for item in items:
+                name = item.verdict.name
+                keys = [state_key(self.prefix, name), log_key(self.prefix, name)]
+                await self._write(keys=keys, args=self._write_args(item, now), client=pipe)
             replies = await self._call(pipe.execute())
         return [
-            WriteOutcome(verdict.name, bool(int(reply[0])), int(reply[1]))
-            for (verdict, _, _), reply in zip(items, replies, strict=True)
+            WriteOutcome(
+                item.verdict.name, int(reply[0]) == 1, int(reply[1]), missing=int(reply[0]) == 2
+            )
+            for item, reply in zip(items, replies, strict=True)
         ]
 
-    def _write_args(
-        self, verdict: Verdict, events: Sequence[Event], ttl: float, now: float
-    ) -> list[str | int]:
-        fields = verdict_fields(verdict, now)
+    def _write_args(self, item: WriteItem, now: float) -> list[str | int]:
+        verdict, events = item.verdict, item.events
+        if item.refresh_only and not events:
+            fields = {"updated": f"{now:.3f}"}
+        else:
+            fields = verdict_fields(verdict, now)
         args: list[str | int] = [
             verdict.epoch,
-            max(1, int(ttl * 1000)),
+            max(1, int(item.ttl * 1000)),
             self.cfg.log_maxlen,
             events_channel(self.prefix),
             len(fields) * 2,

@@ -154,3 +154,12 @@ async def test_redis_down_at_start_does_not_stop_probing(tmp_path: Path) -> None
     finally:
         await service.stop()
         server.stop()
+
+
+async def test_hash_deleted_behind_our_back_is_rewritten_whole(
+    running: tuple[Service, ScriptedProbes], redis_server: RedisServer
+) -> None:
+    await eventually(lambda: hash_field(redis_server, "state") == "closed", what="first write")
+    redis_server.cli("DEL", "breaker:{presence}")
+    await eventually(lambda: hash_field(redis_server, "state") == "closed", what="full rewrite")
+    assert hash_field(redis_server, "contract") == "1"

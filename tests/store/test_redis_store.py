@@ -14,7 +14,7 @@ from breaker import core
 from breaker._config import RedisConfig
 from breaker._errors import StoreUnavailable
 from breaker.core import Policy, State
-from breaker.store import RedisStore, state_key
+from breaker.store import RedisStore, WriteItem, state_key
 from breaker.store._contract import verdict_fields
 from tests.support.procs import Proc, RedisServer, free_port, port_open, wait_until
 from tests.support.tls import self_signed
@@ -32,7 +32,7 @@ async def test_write_sets_every_contract_field_with_ttl(redis_server: RedisServe
     store = RedisStore(RedisConfig(url=redis_server.url))
     step = opened()
     verdict = core.verdict(step.breaker, POLICY, 1001.0)
-    [outcome] = await store.write([(verdict, step.events, 3.0)], 1001.0)
+    [outcome] = await store.write([WriteItem(verdict, step.events, 3.0)], 1001.0)
     assert outcome.written, f"expected the first write to land, got {outcome}"
     stored = await store.read_state("presence")
     assert stored["state"] == "open" and stored["admit"] == "0" and stored["epoch"] == "1"
@@ -53,9 +53,9 @@ async def test_older_epoch_never_overwrites_newer(redis_server: RedisServer) -> 
     store = RedisStore(RedisConfig(url=redis_server.url))
     step = opened()
     newer = core.verdict(step.breaker, POLICY, 1001.0)
-    await store.write([(newer, (), 3.0)], 1001.0)
+    await store.write([WriteItem(newer, (), 3.0)], 1001.0)
     older = core.verdict(core.new_breaker("presence", 1000.0), POLICY, 1000.0)
-    [outcome] = await store.write([(older, (), 3.0)], 1002.0)
+    [outcome] = await store.write([WriteItem(older, (), 3.0)], 1002.0)
     assert not outcome.written and outcome.stored_epoch == 1, f"stale write landed: {outcome}"
     assert (await store.read_state("presence"))["state"] == "open"
     await store.aclose()
@@ -68,7 +68,9 @@ async def test_events_go_to_stream_and_channel(redis_server: RedisServer) -> Non
     await pubsub.subscribe("breaker:events")
     await pubsub.get_message(timeout=1.0)  # subscription confirmation
     step = opened()
-    await store.write([(core.verdict(step.breaker, POLICY, 1001.0), step.events, 3.0)], 1001.0)
+    await store.write(
+        [WriteItem(core.verdict(step.breaker, POLICY, 1001.0), step.events, 3.0)], 1001.0
+    )
     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2.0)
     assert message is not None, "expected one event on breaker:events"
     event = json.loads(message["data"])
@@ -88,7 +90,7 @@ async def test_history_is_newest_first_and_filters_by_time(redis_server: RedisSe
     s2 = core.release(s1.breaker, POLICY, "bob", 1010.0)
     for step, now in ((s1, 1000.0), (s2, 1010.0)):
         v = core.verdict(step.breaker, POLICY, now)
-        await store.write([(v, step.events, 3.0)], now)
+        await store.write([WriteItem(v, step.events, 3.0)], now)
     history = await store.history("presence")
     assert [(e["event"], e["actor"]) for e in history] == [("release", "bob"), ("force", "alice")]
     assert await store.history("presence", since=1005.0) == [history[0]]
@@ -154,3 +156,26 @@ async def test_rediss_with_ca_file_connects_over_tls(tmp_path: Path) -> None:
         await untrusted.aclose()
     finally:
         server.stop()
+
+
+async def test_refresh_bumps_updated_and_ttl_without_rewriting(redis_server: RedisServer) -> None:
+    store = RedisStore(RedisConfig(url=redis_server.url))
+    step = opened()
+    verdict = core.verdict(step.breaker, POLICY, 1001.0)
+    await store.write([WriteItem(verdict, step.events, 3.0)], 1001.0)
+    redis_server.cli("HSET", "breaker:{presence}", "reason", "marker")
+    redis_server.cli("PEXPIRE", "breaker:{presence}", "500")
+    [outcome] = await store.write([WriteItem(verdict, (), 3.0, refresh_only=True)], 1002.0)
+    stored = await store.read_state("presence")
+    assert outcome.written and stored["updated"] == "1002.000" and stored["reason"] == "marker"
+    assert int(redis_server.cli("PTTL", "breaker:{presence}")) > 2000, "TTL must be renewed"
+    await store.aclose()
+
+
+async def test_refresh_of_a_missing_hash_asks_for_a_full_write(redis_server: RedisServer) -> None:
+    store = RedisStore(RedisConfig(url=redis_server.url))
+    verdict = core.verdict(opened().breaker, POLICY, 1001.0)
+    [outcome] = await store.write([WriteItem(verdict, (), 3.0, refresh_only=True)], 1002.0)
+    assert outcome.missing and not outcome.written
+    assert redis_server.cli("EXISTS", "breaker:{presence}") == "0", "no half-written hash"
+    await store.aclose()
