@@ -12,8 +12,8 @@ run: setup
 	@bash scripts/run-local.sh $(CONFIG)
 
 lint: setup
-	$(VENV)/ruff check breaker tests
-	$(VENV)/ruff format --check breaker tests
+	$(VENV)/ruff check breaker tests bench
+	$(VENV)/ruff format --check breaker tests bench
 	$(VENV)/mypy
 
 test: lint

@@ -1,0 +1,9 @@
+"""breaker's benchmarks: `python -m bench [--quick] [--only NAME ...]` (also `make bench`).
+
+Each benchmark is a module with `run(quick, workdir) -> Result`, measures its
+figure as a ratio against a baseline taken in the same run, and writes
+bench/results/<name>.json; docs/benchmarks.md is generated from those files.
+Loopback only; every load is bounded in count and time.
+"""
+
+BENCHMARKS = ("hot_path", "redis_load", "api", "probe_scale", "detection")

@@ -1,0 +1,253 @@
+"""What every benchmark shares: the machine, CPU pinning, the load tools, result files."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from breaker.lab._procs import (
+    LOOPBACK,
+    Define,
+    Kamailio,
+    free_port,
+)
+from breaker.lab._report import machine
+
+BENCH_DIR = Path(__file__).resolve().parent
+SCENARIOS = BENCH_DIR / "scenarios"
+RESULTS_VERSION = 1
+
+# With 2+ cores the system under test gets core 0 and the load generators core 1, so
+# the generator does not steal the measured process's CPU. The machine is shared: other
+# work still runs on both cores, which is why every figure is a ratio against a baseline
+# measured in the same run, interleaved round by round.
+PINNED = (os.cpu_count() or 1) >= 2
+SUT_CPU: list[str] = ["taskset", "-c", "0"] if PINNED else []
+LOAD_CPU: list[str] = ["taskset", "-c", "1"] if PINNED else []
+
+
+@dataclass
+class Result:
+    """One benchmark's JSON file: what was measured, against what, and whether the goal is met."""
+
+    name: str
+    title: str
+    goal: str
+    quick: bool
+    met: bool | None = None
+    summary: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+    duration_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": RESULTS_VERSION,
+            "name": self.name,
+            "title": self.title,
+            "goal": self.goal,
+            "met": self.met,
+            "summary": self.summary,
+            "quick": self.quick,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started_at)),
+            "duration_s": round(self.duration_s, 1),
+            "machine": machine(),
+            "pinning": {"system_under_test": SUT_CPU, "load": LOAD_CPU},
+            "data": self.data,
+            "notes": self.notes,
+        }
+
+    def write(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.name}.json"
+        path.write_text(json.dumps(self.as_dict(), indent=1, default=str) + "\n")
+        return path
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); the value itself, never an interpolation."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.4999)))
+    return ordered[rank - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+# ---------------------------------------------------------------- SIP load (sipp)
+
+
+@dataclass(frozen=True)
+class SippRun:
+    successful: int
+    failed: int
+    elapsed: float
+    returncode: int
+
+    @property
+    def rate(self) -> float:
+        return self.successful / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def run_sipp(
+    scenario: str,
+    target: int,
+    *,
+    calls: int,
+    rate: float,
+    limit: int,
+    workdir: Path,
+    timeout: float,
+) -> SippRun:
+    """One sipp UAC run to completion (bounded by -m calls and by `timeout`)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    stats = workdir / f"{scenario}-{time.monotonic_ns()}.csv"
+    argv = [
+        *LOAD_CPU,
+        "sipp",
+        "-sf",
+        str(SCENARIOS / f"{scenario}.xml"),
+        "-m",
+        str(calls),
+        "-r",
+        f"{rate:g}",
+        "-l",
+        str(limit),
+        "-i",
+        LOOPBACK,
+        "-p",
+        str(free_port()),
+        "-nostdin",
+        "-timeout",
+        f"{int(timeout)}s",
+        "-timeout_error",
+        "-trace_stat",
+        "-stf",
+        str(stats),
+        "-fd",
+        "1",
+        f"{LOOPBACK}:{target}",
+    ]
+    started = time.monotonic()
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout + 15, cwd=workdir, check=False
+    )
+    elapsed = time.monotonic() - started
+    successful = failed = 0
+    if stats.exists():
+        rows = [line.split(";") for line in stats.read_text().splitlines() if line]
+        header, last = rows[0], rows[-1]
+        successful = int(last[header.index("SuccessfulCall(C)")])
+        failed = int(last[header.index("FailedCall(C)")])
+        stats.unlink()
+    return SippRun(successful, failed, elapsed, done.returncode)
+
+
+RESPONDER_CFG = """#!KAMAILIO
+# bench: a fast stateless presence stand-in answering 200 to everything
+debug=1
+log_stderror=yes
+children=CHILDREN
+listen=LISTEN
+disable_tcp=yes
+auto_aliases=no
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "textops.so"
+request_route {
+	if (is_method("ACK")) {
+		exit;
+	}
+	append_to_reply("SIP-ETag: $ci\\r\\nExpires: 3600\\r\\n");
+	sl_send_reply("200", "OK");
+}
+"""
+
+
+@contextlib.contextmanager
+def fast_responder(workdir: Path, children: int = 1) -> Iterator[Kamailio]:
+    """A stateless Kamailio answering 200 on the load core: never the bottleneck."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = workdir / "responder.cfg"
+    cfg.write_text(RESPONDER_CFG)
+    defines: dict[str, Define] = {"LISTEN": f"udp:{LOOPBACK}:{port}", "CHILDREN": children}
+    kam = Kamailio(
+        cfg, workdir / f"responder-{port}", port, defines, name="responder", wrapper=LOAD_CPU
+    )
+    kam.start()
+    try:
+        yield kam
+    finally:
+        kam.stop()
+
+
+def cpu_model() -> str:
+    return str(machine()["cpu_model"])
+
+
+class VerdictWriter:
+    """Writes `breaker:{presence}` as the sidecar does (HSET + PEXPIRE), for runs without it."""
+
+    def __init__(self, redis_port: int, name: str = "presence") -> None:
+        import redis
+
+        self.client = redis.Redis(host=LOOPBACK, port=redis_port, decode_responses=True)
+        self.key = f"breaker:{{{name}}}"
+        self.epoch = 0
+
+    def set(self, state: str, retry_after: int = 10, ttl_ms: int = 3_600_000) -> int:
+        self.epoch += 1
+        now = f"{time.time():.3f}"
+        admit = {"closed": 100, "open": 0}.get(state, 50)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(
+            self.key,
+            mapping={
+                "state": state,
+                "admit": admit,
+                "epoch": self.epoch,
+                "since": now,
+                "reason": "bench",
+                "retry_after": 0 if state == "closed" else retry_after,
+                "forced": "",
+                "forced_by": "",
+                "forced_reason": "",
+                "forced_until": "",
+                "computed": state,
+                "updated": now,
+                "contract": 1,
+            },
+        )
+        pipe.pexpire(self.key, ttl_ms)
+        pipe.execute()
+        return self.epoch
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def wait_verdict(proxy: Kamailio, state: str, epoch: int, timeout: float = 5.0) -> None:
+    """Until the proxy's log says it enforces `state` at `epoch`."""
+    needle = f"state={state} "
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in reversed(proxy.log.read_text(errors="replace").splitlines()):
+            if "event=breaker.verdict" in line:
+                if needle in line and f"epoch={epoch} " in line:
+                    return
+                break
+        time.sleep(0.05)
+    raise RuntimeError(f"proxy did not report state={state} epoch={epoch} within {timeout}s")

@@ -1,0 +1,140 @@
+"""Kamailio hot path: PUBLISH/s the proxy answers with the breaker route vs. without it.
+
+The same kamailio-config/kamailio.cfg three ways, round by round (interleaved, so a
+noisy neighbour hurts all three alike):
+  - baseline: `-A WITHOUT_BREAKER` (no include, no route calls), forwarding;
+  - breaker closed: the breaker route, verdict closed, forwarding;
+  - breaker open: the breaker route, verdict open, local stateless 503.
+The proxy runs alone on core 0; sipp (100 PUBLISH in flight, as fast as answers
+come) and a stateless Kamailio answering 200 share core 1. Reported per variant:
+PUBLISH/s answered (wall clock) and proxy CPU per PUBLISH (utime+stime of every
+proxy process); the ratio is against the baseline of the same run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._common import (
+    SUT_CPU,
+    Result,
+    VerdictWriter,
+    fast_responder,
+    median,
+    run_sipp,
+    wait_verdict,
+)
+from breaker.lab._procs import (
+    PROXY_CFG,
+    Define,
+    Kamailio,
+    Redis,
+    free_port,
+    group_cpu_seconds,
+    proxy_defines,
+)
+
+GOAL = 0.95
+VARIANTS: tuple[tuple[str, str | None, str], ...] = (
+    ("baseline (no breaker route), forwarding", None, "publish"),
+    ("breaker closed, forwarding", "closed", "publish"),
+    ("breaker open, local 503", "open", "publish_503"),
+)
+
+
+def _proxy(workdir: Path, responder_port: int, redis_port: int, breaker: bool) -> Kamailio:
+    port = free_port()
+    extra: dict[str, Define] = {"CHILDREN": 2, "DEBUG_LEVEL": 1}
+    if breaker:
+        extra["BREAKER_POLL_MS"] = 100
+    else:
+        extra["WITHOUT_BREAKER"] = True
+    # tm keeps each finished transaction 5 s and Debian's build (memory debugging) makes
+    # one ~15 kB: a flood needs a larger shm than the 64 MB default
+    return Kamailio(
+        PROXY_CFG,
+        workdir / f"proxy-{port}",
+        port,
+        proxy_defines(port, responder_port, redis_port, **extra),
+        name="proxy",
+        extra_args=["-m", "1024"],
+        wrapper=SUT_CPU,
+    )
+
+
+def _flood(proxy: Kamailio, scenario: str, calls: int, workdir: Path) -> tuple[float, float]:
+    cpu0 = group_cpu_seconds(proxy.pid)
+    run = run_sipp(
+        scenario, proxy.port, calls=calls, rate=100_000, limit=100, workdir=workdir, timeout=120
+    )
+    cpu = group_cpu_seconds(proxy.pid) - cpu0
+    if run.successful < calls * 0.99:
+        raise RuntimeError(f"{scenario}: only {run.successful}/{calls} answered as expected")
+    return run.rate, cpu / run.successful * 1e6
+
+
+def run(quick: bool, workdir: Path) -> Result:
+    calls, rounds = (3000, 1) if quick else (30000, 3)
+    result = Result(
+        "hot_path",
+        "Kamailio hot path: PUBLISH/s with vs. without the breaker route",
+        f"with the breaker route ≥ {GOAL} x the baseline (closed: forwarded; open: local 503)",
+        quick,
+    )
+    started = time.monotonic()
+    redis = Redis(workdir / "redis").start()
+    writer = VerdictWriter(redis.port)
+    measured: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in VARIANTS}
+    try:
+        with fast_responder(workdir / "responder") as responder:
+            for _ in range(rounds):
+                for name, state, scenario in VARIANTS:
+                    proxy = _proxy(workdir, responder.port, redis.port, state is not None)
+                    proxy.start()
+                    try:
+                        if state is not None:
+                            epoch = writer.set(state)
+                            wait_verdict(proxy, state, epoch)
+                        _flood(proxy, scenario, max(1000, calls // 10), workdir)  # warm-up
+                        measured[name].append(_flood(proxy, scenario, calls, workdir))
+                    finally:
+                        proxy.stop()
+    finally:
+        writer.close()
+        redis.stop()
+    base_rate = median([r for r, _ in measured[VARIANTS[0][0]]])
+    base_cpu = median([c for _, c in measured[VARIANTS[0][0]]])
+    variants: list[dict[str, Any]] = []
+    for name, state, _ in VARIANTS:
+        rate = median([r for r, _ in measured[name]])
+        cpu = median([c for _, c in measured[name]])
+        variants.append(
+            {
+                "variant": name,
+                "state": state,
+                "answered_per_s": round(rate),
+                "answered_ratio": round(rate / base_rate, 3),
+                "proxy_cpu_us_per_publish": round(cpu, 1),
+                "cpu_capacity_per_core": round(1e6 / cpu) if cpu > 0 else None,
+                "cpu_capacity_ratio": round(base_cpu / cpu, 3) if cpu > 0 else None,
+                "rounds": [
+                    {"answered_per_s": round(r), "cpu_us": round(c, 1)} for r, c in measured[name]
+                ],
+            }
+        )
+    closed, opened = variants[1], variants[2]
+    result.data = {"calls_per_flood": calls, "rounds": rounds, "variants": variants}
+    result.met = closed["answered_ratio"] >= GOAL and opened["answered_ratio"] >= GOAL
+    result.summary = (
+        f"closed {closed['answered_ratio']:.2f}x, open {opened['answered_ratio']:.2f}x the "
+        f"baseline's {base_rate:.0f} PUBLISH/s answered (CPU per PUBLISH: closed "
+        f"{closed['cpu_capacity_ratio']}x, open {opened['cpu_capacity_ratio']}x capacity)"
+    )
+    result.notes.append(
+        "answered/s is bounded by the load core (sipp + stand-in share core 1); "
+        "cpu_capacity_per_core = 1 s / proxy CPU per PUBLISH is what one proxy core could do"
+    )
+    result.duration_s = time.monotonic() - started
+    return result

@@ -1,0 +1,110 @@
+"""Redis load from one Kamailio: commands/s at 10, 1,000 and 5,000 SIP requests/s.
+
+One proxy with the breaker route at its default poll interval (BREAKER_POLL_MS=300),
+verdict closed, forwarding PUBLISH floods from sipp to a fast stand-in. Before
+each rate Redis's statistics are reset (CONFIG RESETSTAT); after it, `INFO
+commandstats` says what ran. "sent" counts the commands Kamailio sends (HMGET per
+poll, EVAL per poll with something to report, connection setup); "executed" adds
+the commands the EVAL script runs inside Redis (HINCRBY x2, HSET, EXPIRE).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import redis as redis_py
+
+from bench._common import SUT_CPU, Result, VerdictWriter, fast_responder, run_sipp, wait_verdict
+from breaker.lab._procs import LOOPBACK, PROXY_CFG, Kamailio, Redis, free_port, proxy_defines
+
+RATES = (10, 1000, 5000)
+SENT = ("hmget", "eval", "evalsha", "select", "ping", "auth", "hello", "client")
+NOT_KAMAILIO = ("info", "config", "hset", "pexpire", "multi", "exec")  # ours, not Kamailio's
+FLAT = 1.25  # "flat": the highest rate costs at most this much more than the lowest
+
+
+def run(quick: bool, workdir: Path) -> Result:
+    seconds = 3 if quick else 10
+    result = Result(
+        "redis_load",
+        "Redis load from one Kamailio vs. SIP request rate",
+        f"flat: commands/s independent of the SIP rate (highest rate within {FLAT}x of the lowest)",
+        quick,
+    )
+    started = time.monotonic()
+    redis = Redis(workdir / "redis").start()
+    client = redis_py.Redis(host=LOOPBACK, port=redis.port, decode_responses=True)
+    writer = VerdictWriter(redis.port)
+    rows = []
+    try:
+        with fast_responder(workdir / "responder") as responder:
+            port = free_port()
+            proxy = Kamailio(
+                PROXY_CFG,
+                workdir / "proxy",
+                port,
+                proxy_defines(port, responder.port, redis.port, BREAKER_POLL_MS=300, DEBUG_LEVEL=1),
+                name="proxy",
+                extra_args=["-m", "1024"],
+                wrapper=SUT_CPU,
+            ).start()
+            try:
+                epoch = writer.set("closed")
+                wait_verdict(proxy, "closed", epoch)
+                for rate in RATES:
+                    client.config_resetstat()
+                    t0 = time.monotonic()
+                    sipp = run_sipp(
+                        "publish",
+                        proxy.port,
+                        calls=rate * seconds,
+                        rate=rate,
+                        limit=max(100, rate // 5),
+                        workdir=workdir,
+                        timeout=seconds + 30,
+                    )
+                    elapsed = time.monotonic() - t0
+                    stats = client.info("commandstats")
+                    calls = {
+                        k.removeprefix("cmdstat_"): int(v["calls"])
+                        for k, v in stats.items()
+                        if not k.removeprefix("cmdstat_").startswith(NOT_KAMAILIO)
+                    }
+                    sent = {k: v for k, v in calls.items() if k in SENT}
+                    rows.append(
+                        {
+                            "sip_rate_target": rate,
+                            "sip_rate_achieved": round(sipp.successful / elapsed, 1),
+                            "answered": sipp.successful,
+                            "seconds": round(elapsed, 2),
+                            "commands_sent_per_s": round(sum(sent.values()) / elapsed, 2),
+                            "commands_executed_per_s": round(sum(calls.values()) / elapsed, 2),
+                            "sent": sent,
+                            "executed": calls,
+                        }
+                    )
+            finally:
+                proxy.stop()
+    finally:
+        writer.close()
+        client.close()
+        redis.stop()
+    low = float(rows[0]["commands_sent_per_s"])  # type: ignore[arg-type]
+    high = float(rows[-1]["commands_sent_per_s"])  # type: ignore[arg-type]
+    ratio = high / low if low else float("inf")
+    result.data = {"poll_ms": 300, "rates": rows, "high_to_low_ratio": round(ratio, 3)}
+    result.met = ratio <= FLAT
+    result.summary = (
+        ", ".join(
+            f"{r['sip_rate_achieved']:.0f} req/s → {r['commands_sent_per_s']:.2f} commands/s"
+            for r in rows
+        )
+        + f" (x{ratio:.2f} from lowest to highest rate)"
+    )
+    result.notes.append(
+        "expected: one HMGET per poll plus one EVAL per poll in which anything was forwarded, "
+        "i.e. ≤ 2 x 1000/300 = 6.7 commands/s sent, whatever the SIP rate"
+    )
+    result.duration_s = time.monotonic() - started
+    return result

@@ -1,0 +1,82 @@
+"""`breaker lab`: replay the incident on loopback, baseline vs protected (docs/lab.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from breaker.cli._app import app
+from breaker.lab import MODES, LabParams, Mode, run_lab
+
+
+@app.command()
+def lab(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="a ≤ 60 s version (shorter timeline, fewer mailboxes)")
+    ] = False,
+    out: Annotated[Path, typer.Option("--out", help="results go to OUT/<timestamp>/")] = Path(
+        "lab-results"
+    ),
+    mailboxes: Annotated[
+        int | None, typer.Option("--mailboxes", min=1, help="mailboxes per vm-presence run")
+    ] = None,
+    freeze: Annotated[
+        float | None,
+        typer.Option("--freeze", min=1, help="seconds the presence server is locked up"),
+    ] = None,
+    normal: Annotated[
+        float | None, typer.Option("--normal", min=1, help="seconds of normal traffic before")
+    ] = None,
+    settle: Annotated[
+        float | None, typer.Option("--settle", min=1, help="seconds observed after the restart")
+    ] = None,
+    cycle: Annotated[
+        float | None, typer.Option("--cycle", min=0.5, help="a new vm-presence run every CYCLE s")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option("--rate", min=1, help="PUBLISH/s per vm-presence run")
+    ] = None,
+    capacity: Annotated[
+        int | None,
+        typer.Option("--capacity", min=1, help="presence server design limit, requests/s"),
+    ] = None,
+    rate_cap: Annotated[
+        bool,
+        typer.Option(
+            "--rate-cap/--no-rate-cap",
+            help="protected proxy also caps forwarding at CAPACITY/s (PRESENCE_MAX_RATE)",
+        ),
+    ] = True,
+    calls: Annotated[
+        float | None, typer.Option("--calls", min=0.1, help="background calls per second")
+    ] = None,
+    only: Annotated[
+        str | None, typer.Option("--only", help="run one timeline: baseline or protected")
+    ] = None,
+) -> None:
+    """Replay the incident: presence server locks up, restarts; without, then with the breaker."""
+    base = LabParams.quick() if quick else LabParams()
+    params = base.with_overrides(
+        mailboxes=mailboxes,
+        freeze=freeze,
+        normal=normal,
+        settle=settle,
+        cycle=cycle,
+        rate=rate,
+        capacity=capacity,
+        calls_per_second=calls,
+        rate_cap=rate_cap,
+    )
+    modes: tuple[Mode, ...] = MODES
+    if only is not None:
+        if only not in MODES:
+            raise typer.BadParameter("must be baseline or protected", param_hint="--only")
+        modes = ("baseline",) if only == "baseline" else ("protected",)
+    result = run_lab(params, out, modes=modes)
+    typer.echo("")
+    typer.echo(result.summary)
+    typer.echo(f"results: {result.results_path}")
+    typer.echo(f"plot:    {result.plot_path}")
+    typer.echo(f"summary: {result.summary_path}")

@@ -1,0 +1,89 @@
+"""The lab's knobs: traffic, timeline, the breaker's policy, and the two presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+Mode = Literal["baseline", "protected"]
+MODES: tuple[Mode, ...] = ("baseline", "protected")
+Phase = Literal["normal", "locked_up", "restarted"]
+
+
+@dataclass(frozen=True)
+class LabParams:
+    """Everything one `breaker lab` run depends on; recorded in results.json."""
+
+    # timeline (seconds): normal traffic, lock-up (SIGSTOP), then after the restart
+    normal: float = 15.0
+    freeze: float = 30.0
+    settle: float = 25.0
+    # the vm-presence job: a new instance every `cycle` seconds, finished or not
+    cycle: float = 5.0
+    mailboxes: int = 100
+    rate: float = 50.0  # PUBLISH started per second per instance
+    window: int = 16  # PUBLISH in flight per instance
+    max_attempts: int = 5
+    retry_delay: float = 1.0
+    # the presence server's design limit (requests/s); the protected proxy's PRESENCE_MAX_RATE
+    capacity: int = 100
+    rate_cap: bool = True
+    # background traffic through the proxy
+    calls_per_second: float = 5.0
+    call_deadline: float = 2.0  # a call counts as OK when set up and hung up within this
+    canary_per_second: float = 10.0  # PUBLISH for rotating canary AoRs: detection + presence OK
+    # the breaker (sidecar) and its Kamailio side
+    interval: float = 0.5
+    timeout: float = 0.25
+    fall: int = 3
+    rise: int = 2
+    slow_start: float = 8.0
+    probe_method: Literal["OPTIONS", "PUBLISH"] = "OPTIONS"
+    poll_ms: int = 300
+    fr_timer_ms: int = 5000  # the proxy's PRESENCE_FR_TIMER: 408 after this
+    proxy_children: int = 2
+    presence_children: int = 2
+    guard_grace: float = 2.0
+
+    @classmethod
+    def quick(cls) -> LabParams:
+        """≤ 60 s for both runs: for tests and a first look."""
+        return cls(
+            normal=5.0,
+            freeze=10.0,
+            settle=8.0,
+            cycle=2.5,
+            mailboxes=40,
+            rate=40.0,
+            window=12,
+            max_attempts=4,
+            calls_per_second=4.0,
+            slow_start=3.0,
+        )
+
+    def with_overrides(self, **changes: Any) -> LabParams:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def duration(self) -> float:
+        return self.normal + self.freeze + self.settle
+
+    @property
+    def detection_bound(self) -> float:
+        """Lock-up → first local 503: `fall x interval + timeout + poll`."""
+        return self.fall * self.interval + self.timeout + self.poll_ms / 1000
+
+    @property
+    def open_bound(self) -> float:
+        """Lock-up → breaker open in the sidecar: `fall x interval + timeout`."""
+        return self.fall * self.interval + self.timeout
+
+    def phase_at(self, t: float) -> Phase:
+        if t < self.normal:
+            return "normal"
+        if t < self.normal + self.freeze:
+            return "locked_up"
+        return "restarted"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

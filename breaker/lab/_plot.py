@@ -1,0 +1,114 @@
+"""One PNG: both runs on one time axis, the lock-up and the restart shaded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: a file, always
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+
+from breaker.lab._params import LabParams, Mode
+from breaker.lab._record import Second
+
+COLORS: Mapping[Mode, str] = {"baseline": "#c0392b", "protected": "#1f6fb2"}
+Metric = Callable[[Second], float | None]
+
+
+def _percent(ok: int, total: int) -> float | None:
+    return 100.0 * ok / total if total else None
+
+
+PANELS: Sequence[tuple[str, Metric, Metric | None]] = (
+    (
+        "requests/s reaching\nthe presence server",
+        lambda r: r.presence_load,
+        lambda r: r.presence_answered,
+    ),
+    (
+        "retransmissions/s\non the wire",
+        lambda r: r.client_retransmissions + r.presence_retransmissions,
+        None,
+    ),
+    ("local 503/s\nsent by the proxy", lambda r: r.proxy_503, None),
+    ("breaker admit %\n(sidecar)", lambda r: r.admit_percent, None),
+    ("vm-presence\ninstances running", lambda r: r.vm_presence_instances, None),
+    ("proxy CPU\n(% of one core)", lambda r: r.proxy_cpu_percent, None),
+    (
+        "background calls OK %\n(by start second)",
+        lambda r: _percent(r.calls_ok, r.calls_started),
+        None,
+    ),
+)
+
+
+def plot(runs: Mapping[Mode, Sequence[Second]], params: LabParams, path: Path) -> Path:
+    figure, axes = plt.subplots(len(PANELS), 1, sharex=True, figsize=(11, 2.0 * len(PANELS) + 1.2))
+    for ax, (label, metric, secondary) in zip(axes, PANELS, strict=True):
+        _shade(ax, params)
+        for mode, rows in runs.items():
+            xs = [r.t + 0.5 for r in rows]
+            ys = [metric(r) for r in rows]
+            ax.plot(
+                xs,
+                [float("nan") if y is None else y for y in ys],
+                color=COLORS[mode],
+                linewidth=1.6,
+                label=mode,
+                linestyle="--" if mode == "baseline" and "admit" in label else "-",
+                drawstyle="steps-mid",
+            )
+            if secondary is not None:
+                extra = [secondary(r) for r in rows]
+                ax.plot(
+                    xs,
+                    [float("nan") if y is None else y for y in extra],
+                    color=COLORS[mode],
+                    linewidth=0.8,
+                    linestyle=":",
+                    label=f"{mode}: datagrams answered/s",
+                    drawstyle="steps-mid",
+                )
+        if label.startswith("requests/s"):
+            ax.axhline(params.capacity, color="black", linewidth=0.9, linestyle="--")
+            ax.text(0.2, params.capacity, f" capacity {params.capacity}/s", va="bottom", fontsize=8)
+            ax.legend(loc="upper left", fontsize=7, ncol=2)
+        if "%" in label and "CPU" not in label:
+            ax.set_ylim(-5, 105)
+        ax.set_ylabel(label, fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.25)
+    axes[0].set_title(
+        "breaker lab: vm-presence vs. a presence server that locks up "
+        f"({params.freeze:g} s) and restarts",
+        fontsize=10,
+    )
+    axes[3].text(
+        0.01,
+        0.05,
+        "baseline: verdict computed but not enforced (dashed)",
+        transform=axes[3].transAxes,
+        fontsize=7,
+    )
+    axes[-1].set_xlabel("seconds since traffic start")
+    axes[-1].set_xlim(0, params.duration)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _shade(ax: Axes, params: LabParams) -> None:
+    lock, restart = params.normal, params.normal + params.freeze
+    ax.axvspan(lock, restart, color="#e74c3c", alpha=0.10, linewidth=0)
+    ax.axvspan(restart, params.duration, color="#27ae60", alpha=0.07, linewidth=0)
+    ax.axvline(lock, color="#e74c3c", linewidth=0.8)
+    ax.axvline(restart, color="#27ae60", linewidth=0.8)
+    where = ax.get_xaxis_transform()
+    ax.text(lock, 1.0, " lock-up", transform=where, fontsize=6, va="top", color="#922b21")
+    ax.text(restart, 1.0, " restart", transform=where, fontsize=6, va="top", color="#1e8449")

@@ -1,0 +1,528 @@
+"""One run of the incident timeline, baseline or protected, with real processes on loopback.
+
+    Redis ── sidecar (probes the presence server directly)
+                │ verdict
+    vm-presence ──UDP──> Kamailio proxy ──> counting relay ──> Kamailio presence server
+    canary, calls ─────> (kamailio.cfg)      (breaker.lab.wire)   (SIGSTOP = lock-up)
+                              └── calls ──> far-end UA (breaker.lab.wire)
+
+baseline: the proxy started with WITHOUT_BREAKER; vm-presence started bare every cycle.
+protected: the proxy with the breaker route (and PRESENCE_MAX_RATE = capacity unless
+disabled); every cycle runs `breaker guard presence --lock vm-presence -- vm-presence …`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+
+from breaker.lab._params import LabParams, Mode, Phase
+from breaker.lab._procs import (
+    LOOPBACK,
+    PROXY_CFG,
+    Child,
+    Define,
+    Kamailio,
+    LabError,
+    Redis,
+    Sidecar,
+    free_port,
+    group_cpu_seconds,
+    presence_server,
+    proxy_defines,
+    python_module,
+    sidecar_toml,
+    wait_until,
+)
+from breaker.lab._record import CallRecord, CanaryResult, Cycle, RunRecord, Sample
+from breaker.lab._sip import SipUac, UacCounters, publish_mwi, short_call
+
+Tick = Callable[[Mode, float, Phase], None]
+
+BREAKER_NAME = "presence"
+JOB_LOCK = "vm-presence"
+EVENTS_CHANNEL = "breaker:events"
+CALL_GIVE_UP = 8.0  # a background call transaction is abandoned after this (Timer B is 32 s)
+_VERDICT = re.compile(r"event=breaker\.verdict .*?state=(\w+) admit=(\d+)")
+_PROBES = re.compile(r'^breaker_probes_total\{name="presence"\} ([0-9.e+]+)$', re.MULTILINE)
+
+GUARD_OUTCOMES = {
+    0: "ran",
+    1: "ran (some mailboxes gave up)",
+    69: "refused: state unknown",
+    73: "refused: locked (previous instance running)",
+    75: "refused: breaker open",
+    79: "stopped: breaker opened",
+    80: "stopped: state unknown or lock lost",
+}
+JOB_OUTCOMES = {0: "finished", 1: "finished (some mailboxes gave up)"}
+
+
+def guard_argv() -> list[str]:
+    """`breaker guard …`: the console script next to this Python, or `python -m breaker`."""
+    script = Path(sys.executable).with_name("breaker")
+    return [str(script)] if script.exists() else python_module("breaker")
+
+
+class Environment:
+    """The processes of one run, started in dependency order and always stopped."""
+
+    def __init__(self, mode: Mode, params: LabParams, workdir: Path) -> None:
+        self.mode = mode
+        self.params = params
+        self.workdir = workdir
+        ports: set[int] = set()
+        while len(ports) < 6:
+            ports.add(free_port())
+        (
+            self.redis_port,
+            self.presence_port,
+            self.relay_port,
+            self.far_end_port,
+            self.proxy_port,
+            self.api_port,
+        ) = sorted(ports)
+        self.redis = Redis(workdir / "redis", self.redis_port)
+        self.presence = presence_server(
+            workdir / "presence", self.presence_port, params.presence_children
+        )
+        self.relay_stats = workdir / "relay.json"
+        self.relay_events = workdir / "relay-events.json"
+        self.wire: Child | None = None
+        self.sidecar = Sidecar(
+            workdir / "sidecar",
+            sidecar_toml(
+                redis_url=self.redis.url,
+                api_port=self.api_port,
+                breakers=[
+                    {
+                        "name": BREAKER_NAME,
+                        "target": f"sip:{LOOPBACK}:{self.presence_port};transport=udp",
+                        "method": params.probe_method,
+                        "interval": params.interval,
+                        "timeout": params.timeout,
+                        "fall": params.fall,
+                        "rise": params.rise,
+                        "slow_start": params.slow_start,
+                    }
+                ],
+            ),
+            self.api_port,
+        )
+        extra: dict[str, Define] = {"PRESENCE_FR_TIMER": params.fr_timer_ms}
+        if mode == "baseline":
+            extra["WITHOUT_BREAKER"] = True
+        else:
+            extra["BREAKER_POLL_MS"] = params.poll_ms
+            if params.rate_cap:
+                extra["PRESENCE_MAX_RATE"] = params.capacity
+        extra["CHILDREN"] = params.proxy_children
+        self.proxy = Kamailio(
+            PROXY_CFG,
+            workdir / "proxy",
+            self.proxy_port,
+            proxy_defines(self.proxy_port, self.relay_port, self.redis_port, **extra),
+            name="proxy",
+        )
+        self.instances_dir = workdir / "instances"
+
+    def start(self) -> None:
+        self.instances_dir.mkdir(parents=True, exist_ok=True)
+        self.redis.start()
+        self.wire = Child(
+            python_module(
+                "breaker.lab.wire",
+                "--listen",
+                str(self.relay_port),
+                "--upstream",
+                str(self.presence_port),
+                "--far-end",
+                str(self.far_end_port),
+                "--stats",
+                str(self.relay_stats),
+                "--events",
+                str(self.relay_events),
+            ),
+            self.workdir / "wire.log",
+        )
+        self.presence.start()
+        self.sidecar.start()
+        self.proxy.start()
+        wait_until(self.relay_stats.exists, 10, "the relay to listen")
+        if self.mode == "protected":
+            wait_until(
+                lambda: "state=closed" in self.proxy.log.read_text(errors="replace"),
+                10,
+                "the proxy to read the breaker's first verdict",
+            )
+
+    def stop(self) -> None:
+        for stop in (self.proxy.stop, self.sidecar.stop, self.stop_wire, self.presence.stop):
+            with contextlib.suppress(Exception):
+                stop()
+        self.redis.stop()
+
+    def stop_wire(self) -> None:
+        if self.wire is not None:
+            self.wire.stop()
+            self.wire = None
+
+    def job_argv(self, number: int, deadline: float) -> list[str]:
+        p = self.params
+        job = python_module(
+            "breaker.lab.vm_presence",
+            "--proxy",
+            str(self.proxy_port),
+            "--mailboxes",
+            str(p.mailboxes),
+            "--rate",
+            f"{p.rate:g}",
+            "--window",
+            str(p.window),
+            "--max-attempts",
+            str(p.max_attempts),
+            "--retry-delay",
+            f"{p.retry_delay:g}",
+            "--deadline",
+            f"{deadline:.1f}",
+            "--status",
+            str(self.instances_dir / f"vm-presence-{number:03d}.json"),
+        )
+        if self.mode == "baseline":
+            return job
+        guard = [*guard_argv(), "guard", BREAKER_NAME, "--lock", JOB_LOCK]
+        guard += ["--grace", f"{p.guard_grace:g}"]
+        return [*guard, "--", *job]
+
+
+# ---------------------------------------------------------------- observing
+
+
+def _read_statuses(directory: Path) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for path in sorted(directory.glob("*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            found.append(json.loads(path.read_text()))
+    return found
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
+def _job_counts(directory: Path) -> tuple[int, int, int]:
+    """(running instances, retransmissions sent, 503s received), summed over every instance."""
+    running = retrans = got_503 = 0
+    for status in _read_statuses(directory):
+        if status.get("state") == "running" and _pid_alive(int(status.get("pid", 0))):
+            running += 1
+        retrans += int(status.get("retransmissions", 0))
+        got_503 += int(status.get("finals", {}).get("503", 0))
+    return running, retrans, got_503
+
+
+class _Recorder:
+    """Once a second: the job instances, the proxy's counters and CPU, the sidecar's verdict."""
+
+    def __init__(
+        self,
+        env: Environment,
+        record: RunRecord,
+        http: httpx.AsyncClient,
+        clients: list[UacCounters],
+    ) -> None:
+        self.env = env
+        self.record = record
+        self.http = http
+        self.clients = clients
+
+    async def sample(self, t: float) -> Sample:
+        jobs, stats, cpu, verdict = await asyncio.gather(
+            asyncio.to_thread(_job_counts, self.env.instances_dir),
+            asyncio.to_thread(self.env.proxy.stats),
+            asyncio.to_thread(group_cpu_seconds, self.env.proxy.pid),
+            self._verdict(),
+        )
+        running, job_retrans, job_503 = jobs
+        sample = Sample(
+            t=t,
+            client_retransmissions=job_retrans + sum(c.retransmissions for c in self.clients),
+            generator_503=job_503,
+            proxy_5xx_sent=stats.get("sl:5xx_replies"),
+            proxy_cpu_seconds=cpu,
+            proxy_shm_bytes=stats.get("shmem:real_used_size"),
+            proxy_transactions=stats.get("tmx:inuse_transactions"),
+            breaker_state=verdict[0] if verdict else None,
+            admit_percent=verdict[1] if verdict else None,
+            vm_presence_running=running,
+        )
+        self.record.samples.append(sample)
+        return sample
+
+    async def _verdict(self) -> tuple[str, int] | None:
+        try:
+            response = await self.http.get(f"/v1/breakers/{BREAKER_NAME}")
+            data = response.json()
+            return str(data["state"]), int(data["admit"])
+        except (httpx.HTTPError, ValueError, KeyError):
+            return None
+
+    async def probes_total(self) -> float | None:
+        try:
+            text = (await self.http.get("/metrics")).text
+        except httpx.HTTPError:
+            return None
+        match = _PROBES.search(text)
+        return float(match.group(1)) if match else None
+
+
+# ---------------------------------------------------------------- driving
+
+
+async def _sleep_until(when: float) -> None:
+    loop = asyncio.get_running_loop()
+    delay = when - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def _every(
+    gap: float, start: float, end: float, make: Callable[[int], Coroutine[Any, Any, None]]
+) -> set[asyncio.Task[None]]:
+    """Start make(n) every `gap` seconds of loop time in [start, end); return the tasks."""
+    tasks: set[asyncio.Task[None]] = set()
+    n = 0
+    while start + n * gap < end:
+        await _sleep_until(start + n * gap)
+        task = asyncio.create_task(make(n))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        n += 1
+    return tasks
+
+
+async def _tail_verdicts(log: Path, record: RunRecord) -> None:
+    """Timestamp Kamailio's `event=breaker.verdict` lines as they appear (every 50 ms)."""
+    position = 0
+    partial = ""
+    while True:
+        await asyncio.sleep(0.05)
+        try:
+            with log.open("r", errors="replace") as handle:
+                handle.seek(position)
+                chunk = handle.read()
+                position = handle.tell()
+        except OSError:
+            continue
+        now = time.time()
+        lines = (partial + chunk).split("\n")
+        partial = lines.pop()
+        for line in lines:
+            match = _VERDICT.search(line)
+            if match:
+                record.proxy_verdicts.append((now, match.group(1), int(match.group(2))))
+
+
+async def _breaker_events(redis_url: str, record: RunRecord, ready: asyncio.Event) -> None:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(EVENTS_CHANNEL)
+        ready.set()
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is None or message.get("type") != "message":
+                continue
+            with contextlib.suppress(ValueError, TypeError):
+                event = json.loads(message["data"])
+                event["received_at"] = time.time()
+                record.breaker_events.append(event)
+    finally:
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(Exception):
+            await client.aclose()
+
+
+def _fresh(directory: Path) -> None:
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+
+
+async def run_timeline(
+    mode: Mode, params: LabParams, workdir: Path, tick: Tick | None = None
+) -> RunRecord:
+    """Start everything, play normal → lock-up → restart, stop everything; return observations.
+
+    SIGTERM (like Ctrl-C) cancels the run; every process is stopped on the way out.
+    """
+    await asyncio.to_thread(_fresh, workdir)
+    env = Environment(mode, params, workdir)
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    if me is not None:
+        loop.add_signal_handler(signal.SIGTERM, me.cancel)
+    starting = asyncio.ensure_future(asyncio.to_thread(env.start))
+    try:
+        await asyncio.shield(starting)
+        return await _drive(env, params, tick)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        await asyncio.wait({starting})  # never stop while a start is still under way
+        await asyncio.to_thread(env.stop)
+        env.relay_events.unlink(missing_ok=True)
+
+
+async def _drive(env: Environment, params: LabParams, tick: Tick | None) -> RunRecord:
+    record = RunRecord(mode=env.mode)
+    loop = asyncio.get_running_loop()
+    proxy = (LOOPBACK, env.proxy_port)
+    far_end = (LOOPBACK, env.far_end_port)
+    canary_counters, call_counters = UacCounters(), UacCounters()
+    canary_uac = await SipUac.open(proxy, canary_counters)
+    call_uac = await SipUac.open(proxy, call_counters)
+    http = httpx.AsyncClient(base_url=env.sidecar.base_url, timeout=0.5)
+    recorder = _Recorder(env, record, http, [canary_counters, call_counters])
+    subscribed = asyncio.Event()
+    background = [
+        asyncio.create_task(_breaker_events(env.redis.url, record, subscribed)),
+        asyncio.create_task(_tail_verdicts(env.proxy.log, record)),
+    ]
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(3):
+            await subscribed.wait()
+    jobs: list[tuple[int, float, Child]] = []
+    start = loop.time()
+    record.t0 = time.time()
+    end = start + params.duration
+
+    async def canary(n: int) -> None:
+        outcome = await publish_mwi(canary_uac, f"canary{n % 100}", LOOPBACK, agent="canary")
+        record.canary.append(CanaryResult(outcome.sent_at, outcome.done_at, outcome.status))
+
+    async def call(n: int) -> None:
+        result = await short_call(call_uac, f"call{n}", far_end, params.call_deadline, CALL_GIVE_UP)
+        record.calls.append(
+            CallRecord(result.started_at, result.ok_within, result.setup_status, result.setup_time)
+        )
+
+    async def spawn(n: int) -> None:
+        remaining = end - loop.time()
+        argv = env.job_argv(n, deadline=remaining + 2.0)
+        child = Child(
+            argv,
+            env.instances_dir / f"vm-presence-{n:03d}.log",
+            env={"BREAKER_REDIS_URL": env.redis.url, "PYTHONUNBUFFERED": "1"},
+        )
+        jobs.append((n, loop.time() - start, child))
+
+    async def sampler() -> None:
+        second = 0
+        while start + second <= end + 1e-3:
+            await _sleep_until(start + second)
+            await recorder.sample(float(second))
+            if tick is not None:
+                tick(env.mode, float(second), params.phase_at(second))
+            second += 1
+
+    loops = [
+        asyncio.create_task(_every(1 / params.canary_per_second, start, end, canary)),
+        asyncio.create_task(_every(1 / params.calls_per_second, start, end, call)),
+        asyncio.create_task(_every(params.cycle, start, end - 0.5, spawn)),
+    ]
+    sampling = asyncio.create_task(sampler())
+    pending: set[asyncio.Task[None]] = set()
+    try:
+        await _sleep_until(start + params.normal)
+        assert env.presence.child is not None
+        probes_before = await recorder.probes_total()
+        env.presence.child.freeze()
+        record.freeze_at = time.time()
+        await _sleep_until(start + params.normal + params.freeze)
+        probes_after = await recorder.probes_total()
+        env.presence.child.thaw()
+        record.thaw_at = time.time()
+        if probes_before is not None and probes_after is not None:
+            record.probes_during_lockup = int(probes_after - probes_before)
+        for loop_task in loops:
+            pending |= await loop_task  # each returns once `end` has passed
+        await sampling
+        record.end_at = record.t0 + params.duration
+    finally:
+        for loop_task in loops:
+            loop_task.cancel()
+        sampling.cancel()
+        await _stop_jobs(jobs, record, env.mode)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await asyncio.gather(*pending, return_exceptions=True)
+        for leftover in (*pending, *background):
+            leftover.cancel()
+        await asyncio.gather(*pending, *background, *loops, sampling, return_exceptions=True)
+        canary_uac.close()
+        call_uac.close()
+        await http.aclose()
+    for status in _read_statuses(env.instances_dir):
+        if status.get("first_503_at"):
+            record.first_503_at.append(float(status["first_503_at"]))
+    if canary_counters.first_503_at is not None:
+        record.first_503_at.append(canary_counters.first_503_at)
+    await asyncio.to_thread(env.stop_wire)  # the relay writes its events on exit
+    await asyncio.to_thread(_load_relay, env, record)
+    return record
+
+
+def _stop_all(children: list[Child]) -> None:
+    for child in children:
+        child.stop(timeout=4.0)
+
+
+async def _stop_jobs(jobs: list[tuple[int, float, Child]], record: RunRecord, mode: Mode) -> None:
+    still = [child.alive() for _, _, child in jobs]
+    for _, _, child in jobs:
+        if child.alive():
+            child.signal(signal.SIGTERM)
+    await asyncio.to_thread(_stop_all, [child for _, _, child in jobs])
+    outcomes = GUARD_OUTCOMES if mode == "protected" else JOB_OUTCOMES
+    for (number, at, child), running in zip(jobs, still, strict=True):
+        code = child.popen.returncode
+        if running:
+            outcome = "still running at the end (stopped)"
+        else:
+            outcome = outcomes.get(code if code is not None else -1, f"exit {code}")
+        record.cycles.append(Cycle(number, round(at, 3), code, outcome))
+
+
+def _load_relay(env: Environment, record: RunRecord) -> None:
+    try:
+        events = json.loads(env.relay_events.read_text())
+    except (OSError, ValueError) as exc:
+        raise LabError(
+            f"the relay left no event file ({exc}); see {env.workdir / 'wire.log'}"
+        ) from None
+    record.relay_requests = sorted(events["requests"])
+    record.relay_retransmissions = sorted(events["retransmissions"])
+    record.relay_responses = sorted(events["responses"])

@@ -1,0 +1,83 @@
+"""`python -m bench --quick` runs every benchmark and writes valid results (not their goals:
+quick mode on a shared machine is a smoke test, not a measurement)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NAMES = ("hot_path", "redis_load", "api", "probe_scale", "detection")
+
+
+@pytest.fixture(scope="module")
+def quick_bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    out = tmp_path_factory.mktemp("bench")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--out",
+            str(out),
+            "--docs",
+            str(out / "benchmarks.md"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, (
+        f"python -m bench --quick failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    )
+    yield out
+
+
+def _result(out: Path, name: str) -> dict[str, Any]:
+    path = out / f"{name}.json"
+    assert path.exists(), f"{name}.json not written"
+    return json.loads(path.read_text())
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("name", NAMES)
+def test_quick_bench_writes_a_valid_result(quick_bench: Path, name: str) -> None:
+    result = _result(quick_bench, name)
+    assert result["name"] == name
+    assert result["quick"] is True
+    assert isinstance(result["met"], bool), f"{name}: no verdict ({result['summary']})"
+    assert result["goal"] and result["summary"] and result["data"]
+    assert result["machine"]["cores"] >= 1 and result["machine"]["cpu_model"]
+
+
+@pytest.mark.timeout(200)
+def test_quick_bench_measures_ratios_against_a_same_run_baseline(quick_bench: Path) -> None:
+    hot = _result(quick_bench, "hot_path")["data"]["variants"]
+    assert hot[0]["answered_ratio"] == 1.0 and all(v["answered_per_s"] > 0 for v in hot)
+    redis = _result(quick_bench, "redis_load")["data"]["rates"]
+    assert [r["sip_rate_target"] for r in redis] == [10, 1000, 5000]
+    assert all(r["commands_sent_per_s"] > 0 for r in redis)
+    api = _result(quick_bench, "api")["data"]
+    assert api["redis_get_baseline"]["requests_per_s"] > 0
+    assert api["fixed_rate"]["completed"] > 0 and api["fixed_rate"]["p99_ms"] > 0
+    scale = _result(quick_bench, "probe_scale")["data"]["rows"]
+    assert [r["targets"] for r in scale] == [1, 100, 1000]
+    detection = _result(quick_bench, "detection")["data"]
+    assert detection["freezes"] >= 1 and detection["open"]["p50_ratio"] > 0
+
+
+@pytest.mark.timeout(200)
+def test_quick_bench_generates_the_markdown_report(quick_bench: Path) -> None:
+    text = (quick_bench / "benchmarks.md").read_text()
+    assert text.startswith("# Benchmarks")
+    assert "cores" in text and "quick mode" in text
+    for title in ("Kamailio hot path", "Redis load", "HTTP API", "Probe scale", "Detection"):
+        assert title in text

@@ -1,0 +1,131 @@
+"""`breaker lab --quick` end to end: real Redis, Kamailio proxy and presence server, sidecar,
+vm-presence instances, `breaker guard`; both timelines, then the files and the headline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+# `breaker lab` as a user runs it; importing the command module first keeps the test
+# independent of whether breaker/cli/__init__.py registers it yet.
+LAB = [sys.executable, "-c", "import breaker.cli._lab; from breaker.cli import main; main()", "lab"]
+
+
+@dataclass
+class LabRun:
+    directory: Path
+    results: dict[str, Any]
+    stdout: str
+
+    def headline(self, mode: str) -> dict[str, Any]:
+        return self.results["runs"][mode]["headline"]
+
+    def series(self, mode: str) -> list[dict[str, Any]]:
+        return self.results["runs"][mode]["series"]
+
+
+@pytest.fixture(scope="module")
+def lab_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRun]:
+    out = tmp_path_factory.mktemp("lab-results")
+    done = subprocess.run(
+        [*LAB, "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, (
+        f"breaker lab --quick failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+    directories = [p for p in out.iterdir() if p.is_dir()]
+    assert len(directories) == 1, f"expected one timestamped directory in {out}, saw {directories}"
+    directory = directories[0]
+    yield LabRun(directory, json.loads((directory / "results.json").read_text()), done.stdout)
+
+
+@pytest.mark.timeout(200)
+def test_lab_writes_results_with_both_runs_second_by_second(lab_run: LabRun) -> None:
+    params = lab_run.results["params"]
+    duration = params["normal"] + params["freeze"] + params["settle"]
+    assert duration <= 30, f"--quick timeline should be short, got {duration} s"
+    assert set(lab_run.results["runs"]) == {"baseline", "protected"}
+    for mode in ("baseline", "protected"):
+        series = lab_run.series(mode)
+        assert len(series) == int(duration), f"{mode}: {len(series)} rows for a {duration} s run"
+        assert {row["phase"] for row in series} == {"normal", "locked_up", "restarted"}
+        assert sum(row["presence_requests"] for row in series) > 0, f"{mode}: no traffic seen"
+        assert all(row["calls_started"] > 0 for row in series), f"{mode}: a second without calls"
+    assert lab_run.results["machine"]["cores"] >= 1
+
+
+@pytest.mark.timeout(200)
+def test_lab_draws_both_runs_into_a_png(lab_run: LabRun) -> None:
+    png = lab_run.directory / "lab.png"
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "lab.png is not a PNG"
+    assert len(data) > 20_000, f"lab.png is suspiciously small ({len(data)} bytes)"
+
+
+@pytest.mark.timeout(200)
+def test_lab_prints_the_markdown_summary_table(lab_run: LabRun) -> None:
+    assert "| | baseline | protected | bound / goal |" in lab_run.stdout
+    assert "lock-up → first local 503" in lab_run.stdout
+    assert (lab_run.directory / "summary.md").read_text().count("|") > 40
+
+
+@pytest.mark.timeout(200)
+def test_protected_run_detects_the_lockup_within_its_bound(lab_run: LabRun) -> None:
+    protected, baseline = lab_run.headline("protected"), lab_run.headline("baseline")
+    bound = protected["detection_bound_s"]
+    assert protected["detection_s"] is not None, "no local 503 during the lock-up"
+    assert protected["detection_s"] <= 1.25 * bound, (
+        f"first local 503 after {protected['detection_s']} s, bound {bound} s"
+    )
+    assert baseline["detection_s"] is None, "the baseline proxy has no breaker, yet sent a 503"
+
+
+@pytest.mark.timeout(200)
+def test_protected_run_forwards_nothing_to_the_frozen_server_after_detection(
+    lab_run: LabRun,
+) -> None:
+    protected = lab_run.headline("protected")
+    assert protected["forwarded_after_detection"] == 0, (
+        f"{protected['forwarded_after_detection']} new requests reached the frozen server "
+        "after the first local 503"
+    )
+    baseline = lab_run.headline("baseline")
+    assert protected["sent_to_frozen_requests"] < baseline["sent_to_frozen_requests"], (
+        f"protected sent {protected['sent_to_frozen_requests']} requests toward the frozen "
+        f"server, baseline {baseline['sent_to_frozen_requests']}"
+    )
+
+
+@pytest.mark.timeout(200)
+def test_protected_run_never_loads_the_restarted_server_above_capacity(lab_run: LabRun) -> None:
+    protected = lab_run.headline("protected")
+    capacity = protected["capacity"]
+    after = [r for r in lab_run.series("protected") if r["phase"] == "restarted"]
+    over = [(r["t"], r["presence_load"]) for r in after if r["presence_load"] > capacity]
+    assert not over, f"above capacity {capacity}/s after the restart (t, requests/s): {over}"
+    assert protected["peak_after_restart_rps"] <= capacity
+
+
+@pytest.mark.timeout(200)
+def test_protected_run_keeps_one_vm_presence_instance_at_a_time(lab_run: LabRun) -> None:
+    protected = lab_run.headline("protected")
+    assert protected["max_vm_presence_instances"] <= 1
+    outcomes = {c["outcome"] for c in lab_run.results["runs"]["protected"]["cycles"]}
+    assert any(o.startswith(("refused", "stopped")) for o in outcomes), (
+        f"breaker guard never refused or stopped a run: {outcomes}"
+    )
+    assert lab_run.headline("baseline")["max_vm_presence_instances"] >= 2, (
+        "the baseline should pile up vm-presence instances during the lock-up"
+    )
