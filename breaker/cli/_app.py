@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
 
+from breaker._duration import parse_duration
 from breaker._errors import BreakerError
 
 app = typer.Typer(
@@ -23,13 +26,96 @@ def _root() -> None:
 
 
 EXIT_ERROR = 2  # configuration, usage or connectivity problem
+EXIT_INTERRUPTED = 130
+
+
+# ---------------------------------------------------------------- shared options
+
+
+def duration(text: str | float) -> float:
+    """Option parser for `90s`, `30m`, `2h`, plain seconds; a bad value names the option."""
+    if isinstance(text, int | float):  # a default, already in seconds
+        return float(text)
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+UrlOption = Annotated[
+    str,
+    typer.Option(
+        "--url", envvar="BREAKER_URL", help="the sidecar's API", rich_help_panel="Sidecar"
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="API token (default: $BREAKER_API_TOKEN); never printed",
+        show_default=False,
+        rich_help_panel="Sidecar",
+    ),
+]
+TokenFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        envvar="BREAKER_API_TOKEN_FILE",
+        help="read the API token from this file",
+        rich_help_panel="Sidecar",
+    ),
+]
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        parser=duration,
+        help="how long to wait for the sidecar",
+        show_default="3s",
+        metavar="DURATION",
+        rich_help_panel="Sidecar",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
+RedisPrefixOption = Annotated[
+    str,
+    typer.Option(
+        "--redis-prefix",
+        envvar="BREAKER_REDIS_PREFIX",
+        help="key prefix the sidecar uses (its redis.key_prefix)",
+        rich_help_panel="Redis",
+    ),
+]
 
 
 def main() -> None:
+    """Run the CLI; usage errors and BreakerErrors become `breaker: <one line>`, exit 2."""
     try:
-        app()
+        code = app(prog_name="breaker", standalone_mode=False)
+    except typer.TyperException as exc:  # click's UsageError, BadParameter, ... (vendored)
+        _usage_error(exc)
+    except typer.Abort:
+        sys.exit(1)
     except BreakerError as exc:
-        print(f"breaker: {exc}", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
+        _fail(str(exc), EXIT_ERROR)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_error(exc: typer.TyperException) -> None:
+    code = int(getattr(exc, "exit_code", EXIT_ERROR))
+    message = exc.format_message().strip()
+    if not message:  # no arguments at all: the help was printed already
+        sys.exit(code)
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", "")
+    hint = f" (see '{path} --help')" if path and code == EXIT_ERROR else ""
+    _fail(f"{message}{hint}", code)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    line = " ".join(message.split())
+    print(f"breaker: {line}", file=sys.stderr)
+    sys.exit(code)

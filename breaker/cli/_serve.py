@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 
 from breaker._config import Settings, load_settings
 from breaker._errors import BreakerError
 from breaker._logging import get_logger, setup_logging
-from breaker.api import TokenRegistry, create_app, load_tokens
 from breaker.cli._app import app
-from breaker.service import Service
+
+if TYPE_CHECKING:
+    from breaker.api import TokenRegistry
 
 log = get_logger("breaker.serve")
 
@@ -29,6 +29,8 @@ def serve(
     check: Annotated[bool, typer.Option("--check", help="validate the config and exit")] = False,
 ) -> None:
     """Probe the targets, publish verdicts to Redis, serve the HTTP API."""
+    from breaker.api import load_tokens  # heavy imports only for the command that needs them
+
     settings = load_settings(config or Path("breaker.toml"))
     tokens = load_tokens(settings.api)
     if check:
@@ -58,6 +60,11 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 async def _serve(settings: Settings, tokens: TokenRegistry, listener: socket.socket) -> None:
+    import uvicorn
+
+    from breaker.api import create_app
+    from breaker.service import Service
+
     service = Service(settings)
     api = create_app(service, tokens, settings.api.open_reads)
     server = uvicorn.Server(

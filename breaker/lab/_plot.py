@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")  # no display: a file, always
-
-import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
+from typing import TYPE_CHECKING
 
 from breaker.lab._params import LabParams, Mode
 from breaker.lab._record import Second
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 COLORS: Mapping[Mode, str] = {"baseline": "#c0392b", "protected": "#1f6fb2"}
 Metric = Callable[[Second], float | None]
@@ -47,6 +44,11 @@ PANELS: Sequence[tuple[str, Metric, Metric | None]] = (
 
 
 def plot(runs: Mapping[Mode, Sequence[Second]], params: LabParams, path: Path) -> Path:
+    import matplotlib  # imported here: it costs every `breaker` command half a second
+
+    matplotlib.use("Agg")  # no display: a file, always
+    import matplotlib.pyplot as plt
+
     figure, axes = plt.subplots(len(PANELS), 1, sharex=True, figsize=(11, 2.0 * len(PANELS) + 1.2))
     for ax, (label, metric, secondary) in zip(axes, PANELS, strict=True):
         _shade(ax, params)

@@ -1,0 +1,222 @@
+"""Reading the Redis contract as a consumer: the verdict hash, the events channel, a job lock.
+
+Key names and the client come from breaker.store, so the consumer side cannot drift
+from what the sidecar writes. Nothing here raises on a Redis failure: a failed read
+is a Reading whose state is unknown, which is what the guard's policy decides about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from enum import StrEnum
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+from redis.exceptions import LockNotOwnedError, RedisError
+
+from breaker._config import RedisConfig, describe_validation_error
+from breaker._errors import ConfigError
+from breaker.core import State
+from breaker.core._guard import Reading
+from breaker.store import connect, events_channel, state_key
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_PREFIX = "breaker:"
+RESUBSCRIBE_DELAY = 0.5
+
+
+def default_redis_url() -> str:
+    return os.environ.get("BREAKER_REDIS_URL", "").strip() or DEFAULT_REDIS_URL
+
+
+def redis_client(url: str, prefix: str = DEFAULT_PREFIX, timeout: float = 1.0) -> aioredis.Redis:
+    """A client with short timeouts and no hidden retries (BREAKER_REDIS_PASSWORD applies)."""
+    try:
+        cfg = RedisConfig(
+            url=url, key_prefix=prefix, connect_timeout=timeout, command_timeout=timeout
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"redis: {describe_validation_error(exc)}") from None
+    return connect(cfg)
+
+
+def describe(exc: BaseException) -> str:
+    """Error text without a URL (it may carry a password), one line."""
+    text = str(exc) or type(exc).__name__
+    return text.split("\n", 1)[0][:200]
+
+
+def check_cancelled(exc: BaseException | None = None) -> None:
+    """Raise CancelledError if this task has been asked to stop.
+
+    redis-py can turn a cancellation that lands mid-command into a connection error,
+    or swallow it and reconnect; call this after every Redis await so a stop request
+    is never lost (a loop that lost it would run for ever).
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+class VerdictReader:
+    """Reads `breaker:{NAME}`. A missing hash means the sidecar is dead or cut off."""
+
+    def __init__(self, client: aioredis.Redis, name: str, prefix: str = DEFAULT_PREFIX) -> None:
+        self.client = client
+        self.name = name
+        self.key = state_key(prefix, name)
+
+    async def read(self) -> Reading:
+        try:
+            raw = await self.client.hgetall(self.key)
+        except (RedisError, OSError) as exc:
+            check_cancelled(exc)
+            return Reading(self.name, None, detail=f"Redis unreachable: {describe(exc)}")
+        check_cancelled()
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        if not fields:
+            return Reading(
+                self.name,
+                None,
+                detail=f"no verdict in Redis at {self.key}: sidecar down, or wrong name or prefix",
+            )
+        try:
+            return Reading(
+                self.name,
+                State(fields["state"]),
+                admit=int(fields.get("admit", "0")),
+                reason=fields.get("reason", ""),
+                retry_after=int(fields.get("retry_after", "0") or 0),
+            )
+        except (KeyError, ValueError):
+            return Reading(self.name, None, detail=f"unreadable verdict at {self.key}")
+
+
+class EventFeed:
+    """Calls `on_event` for every message about `name` on `breaker:events`, and once
+    after each (re)subscription (events may have been missed meanwhile). Reconnects
+    forever; the caller polls as well, so a dead feed only costs latency."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        name: str | None,
+        on_event: Callable[[], None],
+        prefix: str = DEFAULT_PREFIX,
+    ) -> None:
+        self.client = client
+        self.name = name  # None: every breaker
+        self.on_event = on_event
+        self.channel = events_channel(prefix)
+        self.ready = asyncio.Event()  # set after the first attempt, subscribed or not
+        self.subscribed = False
+
+    async def run(self) -> None:
+        while True:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                check_cancelled()
+                self.subscribed = True
+                self.ready.set()
+                self.on_event()
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    check_cancelled()
+                    if message is not None and self._concerns_us(message.get("data")):
+                        self.on_event()
+            except (RedisError, OSError) as exc:
+                check_cancelled(exc)
+            finally:
+                self.subscribed = False
+                self.ready.set()
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
+            check_cancelled()
+            await asyncio.sleep(RESUBSCRIBE_DELAY)
+
+    def _concerns_us(self, data: object) -> bool:
+        if self.name is None:
+            return True
+        try:
+            event = json.loads(data) if isinstance(data, str | bytes) else None
+        except ValueError:
+            return True  # unreadable: re-read to be safe
+        return not isinstance(event, dict) or event.get("name") == self.name
+
+
+class LockState(StrEnum):
+    HELD = "held"
+    BUSY = "busy"  # another instance holds it
+    UNKNOWN = "unknown"  # Redis could not say
+
+
+class JobLock:
+    """One instance at a time: redis-py's Lock with a TTL, renewed while the job runs.
+
+    If the holder dies (even SIGKILL) the key expires after `ttl` by itself.
+    """
+
+    def __init__(self, client: aioredis.Redis, key: str, ttl: float) -> None:
+        self.key = key
+        self.ttl = ttl
+        self._client = client
+        self._lock = client.lock(key, timeout=ttl, blocking=False, thread_local=False)
+        self._token: bytes | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._token is not None
+
+    async def acquire(self) -> LockState:
+        """Take the lock, or take it back (same token) after it expired while Redis was away."""
+        try:
+            ok = await self._lock.acquire(blocking=False, token=self._token)
+        except (RedisError, OSError) as exc:
+            check_cancelled(exc)
+            return LockState.UNKNOWN
+        check_cancelled()
+        if not ok:
+            self._token = None
+            return LockState.BUSY
+        self._token = self._lock.local.token
+        return LockState.HELD
+
+    async def renew(self) -> LockState:
+        """Reset the TTL; if the key vanished meanwhile, take it again if nobody else did."""
+        if self._token is None:
+            return await self.acquire()
+        try:
+            await self._lock.reacquire()
+        except LockNotOwnedError:
+            return await self.acquire()
+        except (RedisError, OSError) as exc:
+            check_cancelled(exc)
+            return LockState.UNKNOWN
+        check_cancelled()
+        return LockState.HELD
+
+    async def ttl_left(self) -> float | None:
+        """Seconds until someone else's lock expires, for the message; None if unknown."""
+        try:
+            ms = int(await self._client.pttl(self.key))
+        except (RedisError, OSError) as exc:
+            check_cancelled(exc)
+            return None
+        return ms / 1000 if ms > 0 else None
+
+    async def release(self) -> None:
+        """Best effort: a lock we no longer hold, or an unreachable Redis, is not an error."""
+        if self._token is None:
+            return
+        self._token = None
+        with contextlib.suppress(RedisError, OSError):
+            await self._lock.release()

@@ -1,0 +1,207 @@
+"""`breaker guard` as a consumer of the Redis contract alone: the verdict hash is written
+by hand here, so the sidecar's death, Redis going away, a silent change (no event) and
+the half_open share can be staged exactly."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from breaker.core import admitted
+from tests.cli.harness import ROOT, breaker_cmd, gone, one_line, read_pids
+from tests.support.procs import RedisServer, wait_until
+
+HASH = "breaker:{presence}"
+SLACK = 1.5
+POLL = 1.0
+
+
+def write_verdict(redis: RedisServer, state: str, admit: int) -> None:
+    redis.cli(
+        "HSET",
+        HASH,
+        "state",
+        state,
+        "admit",
+        str(admit),
+        "epoch",
+        "1",
+        "reason",
+        "by hand",
+        "retry_after",
+        "5",
+        "contract",
+        "1",
+    )
+
+
+def env_for(redis: RedisServer) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "BREAKER_REDIS_URL": redis.url}
+
+
+class Guarded:
+    """A guard running a job that records its pid and then waits for ever."""
+
+    def __init__(self, redis: RedisServer, workdir: Path, *args: str) -> None:
+        self.out = workdir / "guard.out"
+        self.pidfile = workdir / "pid"
+        self.beats = workdir / "beats"
+        script = (
+            f"echo $$ > {self.pidfile}; while :; do date +%s.%N >> {self.beats}; sleep 0.1; done"
+        )
+        with self.out.open("wb") as sink:
+            self.proc = subprocess.Popen(
+                breaker_cmd("guard", "presence", *args, "--", "sh", "-c", script),
+                env=env_for(redis),
+                cwd=ROOT,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        self.job = read_pids(self.pidfile, 1)[0]
+
+    def output(self) -> str:
+        return self.out.read_text()
+
+    def wait(self, within: float = 15) -> int:
+        return self.proc.wait(within)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not gone(self.job):
+            subprocess.run(["kill", "-9", str(self.job)], check=False)
+
+
+@pytest.fixture
+def guarded(redis_server: RedisServer, tmp_path: Path) -> Iterator[list[Guarded]]:
+    made: list[Guarded] = []
+    try:
+        yield made
+    finally:
+        for g in made:
+            g.close()
+
+
+def test_silent_change_is_seen_by_the_poll_within_a_second(
+    redis_server: RedisServer, tmp_path: Path, guarded: list[Guarded]
+) -> None:
+    """No event is published here: only the re-read at least every second can notice."""
+    write_verdict(redis_server, "closed", 100)
+    g = Guarded(redis_server, tmp_path, "--grace", "1s")
+    guarded.append(g)
+    write_verdict(redis_server, "open", 0)
+    changed = time.monotonic()
+    code = g.wait()
+    took = time.monotonic() - changed
+    assert code == 79, g.output()
+    assert took < POLL + SLACK, f"expected a stop within one poll ({POLL}s), took {took:.1f}s"
+    assert gone(g.job)
+
+
+def test_verdict_vanishing_mid_run_stops_the_job_after_the_grace(
+    redis_server: RedisServer, tmp_path: Path, guarded: list[Guarded]
+) -> None:
+    """The hash expires 2 s after the sidecar dies; then the state is unknown."""
+    write_verdict(redis_server, "closed", 100)
+    g = Guarded(redis_server, tmp_path, "--grace", "1s")
+    guarded.append(g)
+    redis_server.cli("DEL", HASH)
+    deleted = time.monotonic()
+    code = g.wait()
+    took = time.monotonic() - deleted
+    output = g.output()
+    assert code == 80, f"expected 80 (stopped: state unknown), got {code}: {output}"
+    assert 1.0 <= took < POLL + 1.0 + SLACK, f"unknown tolerated for the 1s grace, took {took:.1f}s"
+    assert "no verdict in Redis at breaker:{presence}" in output
+    assert "stopping in" in output, "the guard says when it will stop"
+    assert gone(g.job)
+
+
+def test_redis_going_away_mid_run_stops_the_job_after_the_grace(
+    redis_server: RedisServer, tmp_path: Path, guarded: list[Guarded]
+) -> None:
+    write_verdict(redis_server, "closed", 100)
+    g = Guarded(redis_server, tmp_path, "--grace", "1s")
+    guarded.append(g)
+    redis_server.stop()
+    code = g.wait()
+    assert code == 80, g.output()
+    assert "Redis unreachable" in g.output()
+    assert gone(g.job)
+
+
+def test_on_unknown_run_keeps_the_job_running_without_a_verdict(
+    redis_server: RedisServer, tmp_path: Path, guarded: list[Guarded]
+) -> None:
+    write_verdict(redis_server, "closed", 100)
+    g = Guarded(redis_server, tmp_path, "--grace", "0.2s", "--on-unknown", "run")
+    guarded.append(g)
+    redis_server.cli("DEL", HASH)
+    wait_until(lambda: "running anyway" in g.output(), 5, what="the guard to notice")
+    noticed = time.monotonic()
+    # The job's own heartbeats are the clock: it must keep beating well past grace + poll.
+    wait_until(
+        lambda: _last_beat(g.beats) > time.time() - 0.5 and time.monotonic() - noticed > 2.5,
+        10,
+        what="the job to keep running 2.5s after the state became unknown",
+    )
+    assert g.proc.poll() is None, f"--on-unknown run must not stop the job: {g.output()}"
+    write_verdict(redis_server, "closed", 100)
+    wait_until(lambda: "state known again" in g.output(), 5, what="the guard to see it back")
+
+
+def _last_beat(path: Path) -> float:
+    try:
+        return float(path.read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def test_lock_taken_over_by_another_holder_stops_the_job(
+    redis_server: RedisServer, tmp_path: Path, guarded: list[Guarded]
+) -> None:
+    write_verdict(redis_server, "closed", 100)
+    g = Guarded(redis_server, tmp_path, "--lock-ttl", "1.5s", "--lock", "jobs:vm-presence")
+    guarded.append(g)
+    assert redis_server.cli("EXISTS", "jobs:vm-presence") == "1", "--lock KEY is the key used"
+    redis_server.cli("SET", "jobs:vm-presence", "someone-else", "PX", "60000")
+    code = g.wait()
+    assert code == 80, g.output()
+    assert "lost the lock jobs:vm-presence to another instance" in g.output()
+    assert redis_server.cli("GET", "jobs:vm-presence") == "someone-else", "not ours to release"
+
+
+def _key(admit: int, inside: bool) -> str:
+    return next(k for k in (f"job-{i}" for i in range(10_000)) if admitted(admit, k) is inside)
+
+
+def test_half_open_runs_a_job_whose_key_is_admitted_and_refuses_the_rest(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    write_verdict(redis_server, "half_open", 40)
+    inside, outside = _key(40, True), _key(40, False)
+    ran = subprocess.run(
+        breaker_cmd("guard", "presence", "--key", inside, "--", "sh", "-c", "exit 0"),
+        env=env_for(redis_server),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    refused = subprocess.run(
+        breaker_cmd("guard", "presence", "--key", outside, "--", "sh", "-c", "exit 0"),
+        env=env_for(redis_server),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert refused.returncode == 75
+    line = one_line(refused.stderr)
+    assert f"presence is half_open at 40% (by hand) and key '{outside}' is outside" in line, line
