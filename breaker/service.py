@@ -252,6 +252,9 @@ class Service:
             await asyncio.sleep(TICK_INTERVAL)
             now = self.clock()
             for rt in self.runtimes.values():
+                deadline = core.next_change(rt.breaker, rt.policy)
+                if deadline is None or now < deadline:
+                    continue
                 step = core.tick(rt.breaker, rt.policy, now)
                 if step.events:
                     self._apply(rt, step)

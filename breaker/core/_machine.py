@@ -173,6 +173,21 @@ def verdict(breaker: Breaker, policy: Policy, now: float) -> Verdict:
     )
 
 
+def next_change(breaker: Breaker, policy: Policy) -> float | None:
+    """When `tick` would next change something without a new probe result, if ever.
+
+    Lets the shell skip ticking the (usually all) breakers that time alone won't move.
+    """
+    deadlines: list[float] = []
+    if breaker.force is not None:
+        deadlines.append(breaker.force.until)
+    if breaker.computed is State.OPEN and breaker.successes >= policy.rise:
+        deadlines.append(breaker.hold_until)
+    if breaker.computed is State.HALF_OPEN:
+        deadlines.append(breaker.ramp_start + policy.slow_start)
+    return min(deadlines) if deadlines else None
+
+
 # ---------------------------------------------------------------- changing
 
 

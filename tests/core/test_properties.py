@@ -19,6 +19,7 @@ from breaker.core import (
     admit_percent,
     force,
     new_breaker,
+    next_change,
     observe,
     release,
     restore_force,
@@ -482,3 +483,23 @@ def test_backoff_hold_is_the_capped_exponential_within_jitter(
     assert base * (1 - policy.jitter) - slack <= hold <= base * (1 + policy.jitter) + slack, (
         f"expected hold within {base} ± {policy.jitter * 100:.0f}%, saw {hold}"
     )
+
+
+@SETTINGS
+@given(policy=policies, start=starts, ops=sequences, probe=st.floats(0.0, 400.0))
+def test_tick_before_next_change_changes_nothing(
+    policy: Policy, start: float, ops: list[Op], probe: float
+) -> None:
+    """The service skips ticking a breaker until next_change; that must never miss an event."""
+    for _, _, now, step in run_ops(policy, start, ops):
+        b = step.breaker
+        deadline = next_change(b, policy)
+        at = now + probe
+        if deadline is None or at < deadline:
+            assert tick(b, policy, at).events == (), (
+                f"tick at {at} produced events though next_change said {deadline}"
+            )
+        else:
+            assert tick(b, policy, max(at, deadline)).events, (
+                f"next_change promised a change at {deadline}; tick at {max(at, deadline)}: none"
+            )
