@@ -45,8 +45,7 @@ class HttpProbe:
 
     async def _check(self) -> ProbeResult:
         cfg = self._cfg
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = time.monotonic()
         try:
             # httpx times each phase separately; the probe's timeout bounds them all
             async with asyncio.timeout(cfg.timeout):
@@ -59,7 +58,7 @@ class HttpProbe:
             return _result(False, "connection-reset", None, str(exc) or type(exc).__name__)
         except httpx.HTTPError as exc:
             return _result(False, "error", None, f"{type(exc).__name__}: {exc}")
-        rtt = loop.time() - start
+        rtt = time.monotonic() - start
         line = f"{response.http_version} {response.status_code} {response.reason_phrase}".strip()
         if response.status_code not in cfg.expect_status:
             return _result(False, f"status {response.status_code}", rtt, line)

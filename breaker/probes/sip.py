@@ -118,7 +118,7 @@ class _UdpChannel(_Channel, asyncio.DatagramProtocol):
         self.local = (str(sockname[0]), int(sockname[1]))
 
     def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
-        self.sink.received(self, data, asyncio.get_running_loop().time())
+        self.sink.received(self, data, time.monotonic())
 
     def error_received(self, exc: Exception) -> None:
         if isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS:
@@ -187,7 +187,7 @@ class _TcpChannel(_Channel, asyncio.Protocol):
         self.local = (str(sockname[0]), int(sockname[1]))
 
     def data_received(self, data: bytes) -> None:
-        at = asyncio.get_running_loop().time()
+        at = time.monotonic()
         try:
             messages = self.framer.feed(data)
         except FramingError as exc:
@@ -253,7 +253,7 @@ class SipProbe:
         self._call_id = new_call_id()
         self._from_tag = new_tag()
         self._cseq = 0
-        # PUBLISH state: the entity-tag of our publication and when it lapses (loop time)
+        # PUBLISH state: the entity-tag of our publication and when it lapses (time.monotonic)
         self._etag: str | None = None
         self._etag_expires = 0.0
         self._expires = publish_expires(cfg.interval)
@@ -402,7 +402,8 @@ class SipProbe:
         pending = _Pending(txn, loop.create_future())
         self._pending = self._last_pending = pending
         try:
-            pending.sent = loop.time()
+            # time.monotonic, not loop.time: uvloop's clock ticks in whole milliseconds.
+            pending.sent = time.monotonic()
             channel.send(data)
             response, received = await pending.future
         finally:
@@ -504,7 +505,7 @@ class SipProbe:
         another round trip; otherwise the 412 is judged and the next check publishes.
         """
         loop = asyncio.get_running_loop()
-        if self._etag is not None and loop.time() + self._cfg.timeout >= self._etag_expires:
+        if self._etag is not None and time.monotonic() + self._cfg.timeout >= self._etag_expires:
             self._etag = None  # lapsed on the server by now: a refresh would only earn a 412
 
         def build(channel: _Channel, txn: Transaction) -> bytes:

@@ -36,7 +36,6 @@ class TcpProbe:
 
     async def _check(self) -> ProbeResult:
         cfg = self._cfg
-        loop = asyncio.get_running_loop()
         phase = "dns"
         try:
             async with asyncio.timeout(cfg.timeout):
@@ -47,9 +46,9 @@ class TcpProbe:
                     return _result(False, "dns", None, resolution.error or "no address")
                 ip, port = resolution.addresses[0]
                 phase = "connect"
-                start = loop.time()
+                start = time.monotonic()
                 _, writer = await asyncio.open_connection(ip, port)
-                rtt = loop.time() - start
+                rtt = time.monotonic() - start
         except TimeoutError:
             if phase == "dns":
                 return _result(False, "dns", None, f"DNS resolution of {self._host} too slow")
