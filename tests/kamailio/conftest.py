@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from breaker.lab._procs import create_presence_db
 from tests.kamailio.harness import (
     PRESENCE_CFG,
     PROXY_CFG,
@@ -24,7 +25,6 @@ from tests.kamailio.harness import (
     Define,
     Kamailio,
     Responder,
-    create_presence_db,
     kamailio_binary,
     presence_defines,
     proxy_defines,

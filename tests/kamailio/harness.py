@@ -7,7 +7,6 @@ import json
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +16,12 @@ from pathlib import Path
 
 import redis
 
+from breaker.lab._procs import (
+    Define,
+    define_args,
+    quoted,
+)
+from breaker.lab._procs import proxy_defines as lab_proxy_defines
 from tests.kamailio.sip import SipClient
 from tests.support.procs import Proc, free_port_both, wait_until
 
@@ -26,9 +31,6 @@ PROXY_CFG = CONFIG_DIR / "kamailio.cfg"
 PRESENCE_CFG = CONFIG_DIR / "presence-server.cfg"
 BREAKER_CFG = CONFIG_DIR / "breaker.cfg"
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
-SQLITE_SCHEMA_DIR = Path("/usr/share/kamailio/db_sqlite")
-
-Define = str | int | bool
 
 
 def kamailio_binary() -> str:
@@ -39,21 +41,6 @@ def kamailio_binary() -> str:
             "kamailio-presence-modules kamailio-sqlite-modules kamailio-utils-modules"
         )
     return path
-
-
-def quoted(value: str) -> str:
-    """A string define as Kamailio's -A wants it: NAME="value"."""
-    return f'"{value}"'
-
-
-def define_args(defines: Mapping[str, Define]) -> list[str]:
-    """-A arguments; True is a bare define, str values are passed verbatim (quote with quoted())."""
-    args: list[str] = []
-    for name, value in defines.items():
-        if value is False:
-            continue
-        args += ["-A", name if value is True else f"{name}={value}"]
-    return args
 
 
 def check_config(cfg: Path, defines: Mapping[str, Define]) -> subprocess.CompletedProcess[str]:
@@ -199,26 +186,8 @@ class Kamailio:
 def proxy_defines(
     port: int, presence_port: int, redis_port: int, **extra: Define
 ) -> dict[str, Define]:
-    defines: dict[str, Define] = {
-        "LISTEN": f"udp:127.0.0.1:{port}",
-        "PRESENCE_URI": quoted(f"sip:127.0.0.1:{presence_port}"),
-        "REDIS_SERVER": quoted(f"name=breaker;addr=127.0.0.1;port={redis_port};db=0"),
-        "BREAKER_NAME": quoted("presence"),
-        "CHILDREN": 2,
-        "BREAKER_POLL_MS": 100,
-    }
-    defines.update(extra)
-    return defines
-
-
-def create_presence_db(path: Path) -> Path:
-    """A fresh sqlite db from Kamailio's own schema files (version table first)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    with sqlite3.connect(path) as db:
-        for name in ("standard-create.sql", "presence-create.sql"):
-            db.executescript((SQLITE_SCHEMA_DIR / name).read_text())
-    return path
+    """The lab's proxy defines, polling faster so tests wait less."""
+    return lab_proxy_defines(port, presence_port, redis_port, **{"BREAKER_POLL_MS": 100, **extra})
 
 
 def presence_defines(port: int, db: Path, **extra: Define) -> dict[str, Define]:

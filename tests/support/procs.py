@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
+
+from breaker.lab._procs import Child
 
 T = TypeVar("T")
 
@@ -55,52 +55,9 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-class Proc:
-    """A child process in its own process group, stopped with its children on exit."""
-
-    def __init__(
-        self, argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
-    ) -> None:
-        self.argv = argv
-        self.log = log
-        self._log_file = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(
-            argv,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
-            cwd=cwd,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def signal(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, sig)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        if self.alive():
-            self.signal(signal.SIGCONT)  # a frozen process cannot handle SIGTERM
-            self.signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
-                self.popen.wait(timeout)
-        else:
-            self.signal(signal.SIGKILL)  # leftovers in the group
-        self._log_file.close()
-
-    def output(self) -> str:
-        self._log_file.flush()
-        return self.log.read_text(errors="replace")
+# One process wrapper for the product's lab and the tests: own session, SIGCONT before
+# SIGTERM (a frozen process cannot act on it), SIGKILL for leftovers in the group.
+Proc = Child
 
 
 class RedisServer:
