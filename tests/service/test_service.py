@@ -163,3 +163,25 @@ async def test_hash_deleted_behind_our_back_is_rewritten_whole(
     redis_server.cli("DEL", "breaker:{presence}")
     await eventually(lambda: hash_field(redis_server, "state") == "closed", what="full rewrite")
     assert hash_field(redis_server, "contract") == "1"
+
+
+async def test_a_probe_that_raises_counts_as_a_failure_and_probing_goes_on(
+    redis_server: RedisServer,
+) -> None:
+    probes = ScriptedProbes()
+    service = Service(settings_for(redis_server.url), probe_factory=probes)
+
+    async def broken() -> None:
+        raise RuntimeError("bug in a probe")
+
+    probes.by_name["presence"].check = broken  # type: ignore[method-assign,assignment]
+    await service.start()
+    try:
+        await eventually(
+            lambda: service.status("presence").probe_failures_total >= 3, what="failures"
+        )
+        status = service.status("presence")
+        assert status.last_probe is not None and status.last_probe.reason == "error"
+        assert status.verdict.state is State.OPEN, "a probe that keeps crashing opens the breaker"
+    finally:
+        await service.stop()
