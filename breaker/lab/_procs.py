@@ -177,6 +177,17 @@ class Child:
         return self.output()[-chars:]
 
 
+def await_ready(child: Child, ready: Callable[[], bool], timeout: float, name: str) -> None:
+    """Poll `ready` until it holds; fail fast with the log tail if the child dies first."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if not child.alive():
+            raise LabError(f"{name} exited at start:\n{child.tail()}")
+        if time.monotonic() > deadline:
+            raise LabError(f"{name} not ready after {timeout:g}s")
+        time.sleep(0.05)
+
+
 # ---------------------------------------------------------------- CPU accounting
 
 
@@ -287,13 +298,7 @@ class Kamailio:
         argv += ["-Y", str(self.rundir), "-w", str(self.rundir), *self.extra_args]
         argv += define_args(self.defines)
         self.child = Child(argv, self.log)
-        deadline = time.monotonic() + ready_timeout
-        while not sip_ping(self.port):
-            if not self.child.alive():
-                raise LabError(f"{self.name} exited at start:\n{self.child.tail()}")
-            if time.monotonic() > deadline:
-                raise LabError(f"{self.name} not answering after {ready_timeout:g}s")
-            time.sleep(0.05)
+        await_ready(self.child, lambda: sip_ping(self.port), ready_timeout, self.name)
         return self
 
     @property
@@ -396,13 +401,7 @@ class Sidecar:
         argv = [*wrapper, *python_module("breaker", "serve", "--config", str(self.config))]
         env = {"PYTHONUNBUFFERED": "1"}
         self.child = Child(argv, self.workdir / "sidecar.log", env=env, cwd=REPO)
-        deadline = time.monotonic() + ready_timeout
-        while not port_open(self.api_port):
-            if not self.child.alive():
-                raise LabError(f"sidecar exited at start:\n{self.child.tail()}")
-            if time.monotonic() > deadline:
-                raise LabError(f"sidecar API not up after {ready_timeout:g}s")
-            time.sleep(0.05)
+        await_ready(self.child, lambda: port_open(self.api_port), ready_timeout, "sidecar")
         return self
 
     @property
