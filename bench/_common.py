@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,8 +16,10 @@ from breaker.lab._procs import (
     LOOPBACK,
     Define,
     Kamailio,
+    SippRun,
     free_port,
 )
+from breaker.lab._procs import run_sipp as lab_run_sipp
 from breaker.lab._report import machine
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -89,18 +90,6 @@ def median(values: Sequence[float]) -> float:
 # ---------------------------------------------------------------- SIP load (sipp)
 
 
-@dataclass(frozen=True)
-class SippRun:
-    successful: int
-    failed: int
-    elapsed: float
-    returncode: int
-
-    @property
-    def rate(self) -> float:
-        return self.successful / self.elapsed if self.elapsed > 0 else 0.0
-
-
 def run_sipp(
     scenario: str,
     target: int,
@@ -111,48 +100,17 @@ def run_sipp(
     workdir: Path,
     timeout: float,
 ) -> SippRun:
-    """One sipp UAC run to completion (bounded by -m calls and by `timeout`)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    stats = workdir / f"{scenario}-{time.monotonic_ns()}.csv"
-    argv = [
-        *LOAD_CPU,
-        "sipp",
-        "-sf",
-        str(SCENARIOS / f"{scenario}.xml"),
-        "-m",
-        str(calls),
-        "-r",
-        f"{rate:g}",
-        "-l",
-        str(limit),
-        "-i",
-        LOOPBACK,
-        "-p",
-        str(free_port()),
-        "-nostdin",
-        "-timeout",
-        f"{int(timeout)}s",
-        "-timeout_error",
-        "-trace_stat",
-        "-stf",
-        str(stats),
-        "-fd",
-        "1",
-        f"{LOOPBACK}:{target}",
-    ]
-    started = time.monotonic()
-    done = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout + 15, cwd=workdir, check=False
+    """A bench/scenarios sipp run from the load core against a loopback port."""
+    return lab_run_sipp(
+        SCENARIOS / f"{scenario}.xml",
+        (LOOPBACK, target),
+        calls=calls,
+        rate=rate,
+        limit=limit,
+        workdir=workdir,
+        timeout=timeout,
+        wrapper=LOAD_CPU,
     )
-    elapsed = time.monotonic() - started
-    successful = failed = 0
-    if stats.exists():
-        rows = [line.split(";") for line in stats.read_text().splitlines() if line]
-        header, last = rows[0], rows[-1]
-        successful = int(last[header.index("SuccessfulCall(C)")])
-        failed = int(last[header.index("FailedCall(C)")])
-        stats.unlink()
-    return SippRun(successful, failed, elapsed, done.returncode)
 
 
 RESPONDER_CFG = """#!KAMAILIO

@@ -18,10 +18,12 @@ import redis
 
 from breaker.lab._procs import (
     Define,
+    SippRun,
     define_args,
     quoted,
 )
 from breaker.lab._procs import proxy_defines as lab_proxy_defines
+from breaker.lab._procs import run_sipp as run_sipp_file
 from tests.kamailio.sip import SipClient
 from tests.support.procs import Proc, free_port_both, wait_until
 
@@ -332,12 +334,7 @@ class BreakerHash:
         return found
 
 
-@dataclass
-class SippResult:
-    returncode: int
-    successful: int
-    failed: int
-    output: str
+SippResult = SippRun
 
 
 def run_sipp(
@@ -354,43 +351,16 @@ def run_sipp(
 
     `limit` caps calls in flight (sipp -l); by default it is the rate (at least 100).
     """
-    workdir.mkdir(parents=True, exist_ok=True)
-    stats = workdir / f"{scenario}.csv"
-    stats.unlink(missing_ok=True)
-    argv = [
-        *wrapper,
-        "sipp",
-        "-sf",
-        str(SCENARIOS / f"{scenario}.xml"),
-        "-m",
-        str(calls),
-        "-r",
-        str(rate),
-        "-l",
-        str(limit or max(rate, 100)),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(free_port_both()),
-        "-nostdin",
-        "-timeout",
-        f"{int(timeout)}s",
-        "-timeout_error",
-        "-trace_stat",
-        "-stf",
-        str(stats),
-        "-fd",
-        "1",
-        f"{target[0]}:{target[1]}",
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 10, cwd=workdir)
-    successful = failed = 0
-    if stats.exists():
-        rows = [line.split(";") for line in stats.read_text().splitlines() if line]
-        header, last = rows[0], rows[-1]
-        successful = int(last[header.index("SuccessfulCall(C)")])
-        failed = int(last[header.index("FailedCall(C)")])
-    return SippResult(done.returncode, successful, failed, done.stdout[-3000:] + done.stderr)
+    return run_sipp_file(
+        SCENARIOS / f"{scenario}.xml",
+        target,
+        calls=calls,
+        rate=rate,
+        limit=limit or max(rate, 100),
+        workdir=workdir,
+        timeout=timeout,
+        wrapper=wrapper,
+    )
 
 
 def udp_rx_queue(port: int) -> int:
