@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(redis-server kamailio kamailio-redis-modules kamailio-presence-modules
+debs=(redis-server redis-sentinel kamailio kamailio-redis-modules kamailio-presence-modules
       kamailio-sqlite-modules kamailio-utils-modules sip-tester wrk
-      sqlite3 openssl procps curl)
+      sqlite3 openssl procps curl
+      prometheus prometheus-alertmanager chromium chromium-driver
+      faketime dnsmasq-base haproxy)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -18,7 +20,8 @@ if ((${#missing[@]})); then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian's packages start system services; breaker runs its own on loopback.
-  for svc in kamailio redis-server; do
+  for svc in kamailio redis-server redis-sentinel prometheus prometheus-alertmanager \
+             prometheus-node-exporter haproxy; do
     $sudo service "$svc" stop >/dev/null 2>&1 || true
   done
 fi
