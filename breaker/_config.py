@@ -6,6 +6,7 @@ the field, not at 3 a.m. when the breaker is needed.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
@@ -29,6 +30,9 @@ from pydantic_settings import (
 )
 
 from breaker._errors import ConfigError
+from breaker.core import Policy
+
+_POLICY = Policy()  # the one home of the policy defaults
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 DEFAULT_DEAD_CODES = (408, 500, 503, 504)
@@ -111,19 +115,19 @@ class BreakerConfig(_Strict):
 
     name: str = Field(pattern=NAME_PATTERN)
     target: Target
-    interval: Seconds = 1.0
+    interval: Seconds = _POLICY.interval
     timeout: Seconds = 0.5
     slow: Seconds | None = None  # default: timeout / 2
-    fall: int = Field(3, ge=1, le=100)
-    rise: int = Field(2, ge=1, le=100)
-    slow_start: float = Field(30.0, ge=0, le=3600)
-    initial_admit: int = Field(10, ge=1, le=99)
-    retry_after_max: int = Field(60, ge=1, le=3600)
-    reopen_window: float = Field(300.0, ge=0)
-    reopen_backoff: float = Field(5.0, ge=0)
-    reopen_backoff_max: float = Field(120.0, ge=0)
-    jitter: float = Field(0.2, ge=0, lt=1)
-    force_max_ttl: float = Field(86400.0, gt=0)
+    fall: int = Field(_POLICY.fall, ge=1, le=100)
+    rise: int = Field(_POLICY.rise, ge=1, le=100)
+    slow_start: float = Field(_POLICY.slow_start, ge=0, le=3600)
+    initial_admit: int = Field(_POLICY.initial_admit, ge=1, le=99)
+    retry_after_max: int = Field(_POLICY.retry_after_max, ge=1, le=3600)
+    reopen_window: float = Field(_POLICY.reopen_window, ge=0)
+    reopen_backoff: float = Field(_POLICY.reopen_backoff, ge=0)
+    reopen_backoff_max: float = Field(_POLICY.reopen_backoff_max, ge=0)
+    jitter: float = Field(_POLICY.jitter, ge=0, lt=1)
+    force_max_ttl: float = Field(_POLICY.force_max_ttl, gt=0)
     # SIP probe
     method: Literal["OPTIONS", "PUBLISH"] = "OPTIONS"
     event: str = "message-summary"
@@ -151,6 +155,10 @@ class BreakerConfig(_Strict):
         if self.slow is not None and self.slow > self.timeout:
             raise ValueError(f"slow ({self.slow}s) must not exceed timeout ({self.timeout}s)")
         return self
+
+    def policy(self) -> Policy:
+        """The core's Policy: every Policy field is a config key of the same name."""
+        return Policy(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Policy)})
 
     @property
     def slow_threshold(self) -> float:
@@ -248,6 +256,17 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file arrives through init kwargs (see load_settings); env overrides it.
         return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _check_state_ttl(self) -> Self:
+        ttl = self.redis.state_ttl
+        for breaker in self.breakers:
+            if ttl is not None and ttl <= breaker.interval:
+                raise ValueError(
+                    f"redis.state_ttl ({ttl:g}s) must be longer than breakers[{breaker.name!r}]"
+                    f".interval ({breaker.interval:g}s), or the verdict expires between writes"
+                )
+        return self
 
     def breaker(self, name: str) -> BreakerConfig | None:
         return next((b for b in self.breakers if b.name == name), None)

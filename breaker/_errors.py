@@ -42,4 +42,8 @@ class UnknownBreaker(ClientError):
 
 
 class StoreUnavailable(BreakerError):
-    pass
+    """`kind` names the cause (unreachable, auth, readonly, oom, noperm, ...) for logs."""
+
+    def __init__(self, message: str, kind: str = "unreachable") -> None:
+        super().__init__(message)
+        self.kind = kind

@@ -50,7 +50,16 @@ class Metrics:
             "breaker_redis_up", "1 while the last Redis write succeeded", registry=r
         )
         self.redis_errors = Counter(
-            "breaker_redis_errors_total", "Failed Redis operations", ["op"], registry=r
+            "breaker_redis_errors_total",
+            "Failed Redis operations by cause (unreachable, auth, readonly, oom, noperm, ...)",
+            ["op", "kind"],
+            registry=r,
+        )
+        self.task_restarts = Counter(
+            "breaker_task_restarts_total",
+            "Background tasks restarted after an unexpected exception",
+            ["task"],
+            registry=r,
         )
         self.pending_events = Gauge(
             "breaker_pending_events", "Events waiting for Redis to come back", registry=r

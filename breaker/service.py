@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from breaker._logging import get_logger
 from breaker._metrics import Metrics
 from breaker.core import Breaker, Event, Policy, State, Step, Verdict
 from breaker.probes import Probe, ProbeResult, SipResolver, make_probe
-from breaker.store import Publisher, RedisStore, event_dict, force_from_fields
+from breaker.store import Publisher, RedisStore, event_dict, stored_from_fields
 
 log = get_logger("breaker.service")
 
@@ -30,22 +31,10 @@ TICK_INTERVAL = 0.1  # force expiry and ramp end are noticed within this
 RECENT_EVENTS = 200  # per breaker, served by the API while Redis is away
 PROBE_GRACE = 0.2
 STOP_STEP_TIMEOUT = 1.0  # extra time before a probe that ignores its own timeout is cancelled
-
-
-def policy_for(cfg: BreakerConfig) -> Policy:
-    return Policy(
-        fall=cfg.fall,
-        rise=cfg.rise,
-        interval=cfg.interval,
-        slow_start=cfg.slow_start,
-        initial_admit=cfg.initial_admit,
-        retry_after_max=cfg.retry_after_max,
-        reopen_window=cfg.reopen_window,
-        reopen_backoff=cfg.reopen_backoff,
-        reopen_backoff_max=cfg.reopen_backoff_max,
-        jitter=cfg.jitter,
-        force_max_ttl=cfg.force_max_ttl,
-    )
+TASK_BACKOFF_START = 0.1  # a crashed background task restarts after this, doubling
+TASK_BACKOFF_MAX = 5.0
+TASK_HEALTHY_AFTER = 30.0  # a task that ran this long before crashing starts its backoff afresh
+OFFSET_STEP = 0.5  # wall-minus-monotonic moves by more than this only when the wall clock steps
 
 
 def state_ttl(settings: Settings, cfg: BreakerConfig) -> float:
@@ -70,6 +59,16 @@ class Runtime:
     last_verdict: Verdict | None = None  # metrics are only touched when this changes
 
 
+@dataclass
+class TaskHealth:
+    """Crash record of one supervised background task."""
+
+    restarts: int = 0
+    in_a_row: int = 0
+    last_error: str = ""
+    last_crash: float | None = None  # monotonic
+
+
 @dataclass(frozen=True)
 class BreakerStatus:
     verdict: Verdict
@@ -85,7 +84,8 @@ class Service:
         self,
         settings: Settings,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
         probe_factory: Callable[[BreakerConfig], Probe] | None = None,
         store: RedisStore | None = None,
@@ -97,7 +97,9 @@ class Service:
                 return make_probe(cfg, resolver=resolver)
 
         self.settings = settings
-        self.clock = clock
+        self.clock = clock  # every duration and deadline
+        self.wall = wall  # display and the contract's timestamps only
+        self._offset = wall() - clock()
         self.rand = rand
         self.metrics = Metrics()
         self.store = store or RedisStore(settings.redis)
@@ -105,7 +107,7 @@ class Service:
         self.runtimes: dict[str, Runtime] = {
             cfg.name: Runtime(
                 cfg=cfg,
-                policy=policy_for(cfg),
+                policy=cfg.policy(),
                 probe=probe_factory(cfg),
                 breaker=core.new_breaker(cfg.name, now),
             )
@@ -115,7 +117,7 @@ class Service:
             self.store,
             {cfg.name: state_ttl(settings, cfg) for cfg in settings.breakers},
             self.metrics,
-            clock,
+            wall,
             on_stale=self._on_stale,
             on_connect=self._on_connect,
             pending_max=settings.redis.pending_events_max,
@@ -126,24 +128,69 @@ class Service:
             for name in self.runtimes
         }
         self._tasks: list[asyncio.Task[None]] = []
+        self.tasks: dict[str, TaskHealth] = {}
         self._restored = False
-        for rt in self.runtimes.values():
-            self._publish(rt, ())
+        self._bad_data: set[tuple[str, str]] = set()  # (breaker, what) already logged
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self.publisher.run(), name="publisher"))
-        self._tasks.append(asyncio.create_task(self._tick_loop(), name="tick"))
+        # Nothing is written before the publisher has read what a previous sidecar left
+        # (on_connect): a restart must not publish `closed` over a stored `open`.
         for rt in self.runtimes.values():
-            self._tasks.append(
-                asyncio.create_task(self._probe_loop(rt), name=f"probe:{rt.cfg.name}")
-            )
+            self._publish(rt, ())
+        self._spawn("publisher", self.publisher.run)
+        self._spawn("tick", self._tick_loop)
+        for rt in self.runtimes.values():
+            self._spawn(f"probe:{rt.cfg.name}", functools.partial(self._probe_loop, rt))
             if rt.cfg.passive_failure_ratio is not None:
-                self._tasks.append(
-                    asyncio.create_task(self._passive_loop(rt), name=f"passive:{rt.cfg.name}")
-                )
+                self._spawn(f"passive:{rt.cfg.name}", functools.partial(self._passive_loop, rt))
         log.info("service.started", extra={"breakers": sorted(self.runtimes)})
+
+    def _spawn(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        self.tasks[name] = TaskHealth()
+        self._tasks.append(asyncio.create_task(self._supervise(name, body), name=name))
+
+    async def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        """Run a loop forever: an exception is logged once per type, counted, and the loop
+        restarts with backoff, so no background task can die silently."""
+        health = self.tasks[name]
+        counter = self.metrics.task_restarts.labels(name)
+        logged: set[str] = set()
+        backoff = TASK_BACKOFF_START
+        while True:
+            started = self.clock()
+            try:
+                await body()
+                return
+            except Exception as exc:
+                error = type(exc).__name__
+                now = self.clock()
+                if now - started >= TASK_HEALTHY_AFTER:
+                    backoff, health.in_a_row = TASK_BACKOFF_START, 0
+                health.restarts += 1
+                health.in_a_row += 1
+                health.last_error, health.last_crash = error, now
+                counter.inc()
+                if error not in logged:
+                    logged.add(error)
+                    log.error(
+                        "service.task_crashed",
+                        extra={"task": name, "error": error, "detail": str(exc)[:200]},
+                    )
+                await asyncio.sleep(backoff)
+                backoff = min(TASK_BACKOFF_MAX, backoff * 2)
+
+    def failing_tasks(self) -> list[str]:
+        """Tasks that crashed again and again lately: /readyz shows them."""
+        now = self.clock()
+        return sorted(
+            name
+            for name, h in self.tasks.items()
+            if h.in_a_row >= 2
+            and h.last_crash is not None
+            and now - h.last_crash < 2 * TASK_BACKOFF_MAX + 1
+        )
 
     async def stop(self) -> None:
         """Stop probing, give Redis one short chance to take the last verdicts, close.
@@ -179,7 +226,7 @@ class Service:
     def status(self, name: str) -> BreakerStatus:
         rt = self.runtimes[name]
         return BreakerStatus(
-            verdict=core.verdict(rt.breaker, rt.policy, self.clock()),
+            verdict=self._verdict(rt),
             cfg=rt.cfg,
             last_probe=rt.last_probe,
             probes_total=rt.probes_total,
@@ -196,12 +243,12 @@ class Service:
     def force(self, name: str, state: State, ttl: float, actor: str, reason: str) -> Verdict:
         rt = self.runtimes[name]
         self._apply(rt, core.force(rt.breaker, rt.policy, state, ttl, actor, reason, self.clock()))
-        return core.verdict(rt.breaker, rt.policy, self.clock())
+        return self._verdict(rt)
 
     def release(self, name: str, actor: str) -> Verdict:
         rt = self.runtimes[name]
         self._apply(rt, core.release(rt.breaker, rt.policy, actor, self.clock()))
-        return core.verdict(rt.breaker, rt.policy, self.clock())
+        return self._verdict(rt)
 
     # ------------------------------------------------------------ loops
 
@@ -231,10 +278,10 @@ class Service:
             async with asyncio.timeout(rt.cfg.timeout + PROBE_GRACE):
                 return await rt.probe.check()
         except TimeoutError:
-            return ProbeResult(False, "timeout", None, self.clock(), "probe overran its timeout")
+            return ProbeResult(False, "timeout", None, self.wall(), "probe overran its timeout")
         except Exception as exc:  # a probe bug must not stop the breaker
             log.exception("probe.crashed", extra={"breaker": rt.cfg.name})
-            return ProbeResult(False, "error", None, self.clock(), type(exc).__name__)
+            return ProbeResult(False, "error", None, self.wall(), type(exc).__name__)
 
     def _record_probe(self, rt: Runtime, result: ProbeResult) -> None:
         rt.last_probe = result
@@ -260,7 +307,18 @@ class Service:
                     self._apply(rt, step)
 
     async def _passive_loop(self, rt: Runtime) -> None:
-        """Proxies' own failure counts, read once per interval, as an extra failure signal."""
+        """Proxies' own failure counts, read once per interval, as an extra failure signal.
+
+        Unknown is not a failure: Redis away, garbage in the key or a crash of this loop
+        all clear `passive_failing`, so nothing here can latch a breaker open.
+        """
+        try:
+            await self._passive_reads(rt)
+        finally:
+            rt.passive_failing = False
+            rt.passive_seen = None
+
+    async def _passive_reads(self, rt: Runtime) -> None:
         ratio = rt.cfg.passive_failure_ratio
         assert ratio is not None
         while True:
@@ -268,7 +326,11 @@ class Service:
             try:
                 counts = await self.store.read_passive(rt.cfg.name)
             except StoreUnavailable:
-                rt.passive_failing = False  # unknown is not a failure
+                rt.passive_failing = False
+                continue
+            except ValueError as exc:
+                self._bad_data_once(rt.cfg.name, "passive", str(exc))
+                rt.passive_failing, rt.passive_seen = False, None
                 continue
             if counts is None:
                 rt.passive_failing = False
@@ -284,15 +346,30 @@ class Service:
 
     # ------------------------------------------------------------ plumbing
 
+    def _wall_offset(self) -> float:
+        """Wall minus monotonic, re-measured only when it moved (a step, not jitter), so
+        an unchanged verdict converts to the same unix times and stays a cheap refresh."""
+        offset = self.wall() - self.clock()
+        if abs(offset - self._offset) > OFFSET_STEP:
+            self._offset = offset
+        return self._offset
+
+    def _verdict(self, rt: Runtime) -> Verdict:
+        """The verdict as consumers see it: times in unix seconds."""
+        v = core.verdict(rt.breaker, rt.policy, self.clock())
+        return core.verdict_on_wall(v, self._wall_offset())
+
     def _apply(self, rt: Runtime, step: Step, always_publish: bool = False) -> None:
         rt.breaker = step.breaker
-        for event in step.events:
+        offset = self._wall_offset()
+        events = tuple(core.event_on_wall(e, offset) for e in step.events)
+        for event in events:
             self._log_event(rt, event)
-        if step.events or always_publish:
-            self._publish(rt, step.events)
+        if events or always_publish:
+            self._publish(rt, events)
 
     def _publish(self, rt: Runtime, events: tuple[Event, ...]) -> None:
-        v = core.verdict(rt.breaker, rt.policy, self.clock())
+        v = self._verdict(rt)
         if v != rt.last_verdict:
             self.metrics.set_state(v.name, v.state, v.admit, v.force is not None, v.epoch)
             rt.last_verdict = v
@@ -309,22 +386,30 @@ class Service:
         rt = self.runtimes[name]
         self._apply(rt, core.resync(rt.breaker, rt.policy, stored_epoch, self.clock()))
 
+    def _bad_data_once(self, name: str, what: str, detail: str) -> None:
+        if (name, what) not in self._bad_data:
+            self._bad_data.add((name, what))
+            log.warning(
+                "store.bad_data_ignored", extra={"breaker": name, "key": what, "detail": detail}
+            )
+
     async def _on_connect(self) -> None:
-        """On the first connection, adopt epochs and live forces a previous sidecar left."""
+        """On the first connection, resume from what a previous sidecar left: the epoch,
+        live forces, and the computed state (see core.restore)."""
         if self._restored:
             return
         for rt in self.runtimes.values():
-            stored = await self.store.read_state(rt.cfg.name)
-            if not stored:
+            fields = await self.store.read_stored(rt.cfg.name)
+            if not fields:
                 continue
-            now = self.clock()
-            with contextlib.suppress(ValueError):
-                epoch = int(stored.get("epoch", "0"))
-                if epoch >= rt.breaker.epoch:
-                    self._apply(rt, core.resync(rt.breaker, rt.policy, epoch, now))
-            stored_force = force_from_fields(stored)
-            if stored_force is not None:
-                self._apply(rt, core.restore_force(rt.breaker, rt.policy, stored_force, now))
+            stored = stored_from_fields(fields, self._wall_offset())
+            if stored is None:
+                self._bad_data_once(rt.cfg.name, "stored verdict", "unreadable fields")
+                continue
+            self._apply(rt, core.restore(rt.breaker, rt.policy, stored, self.clock()), True)
+        forgotten = await self.store.forget_unconfigured(set(self.runtimes))
+        if forgotten:
+            log.info("store.forgot_unconfigured", extra={"breakers": forgotten})
         self._restored = True
 
 

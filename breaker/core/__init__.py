@@ -1,6 +1,7 @@
 """The pure decision core: no I/O, time passed in."""
 
 from breaker.core._admission import admitted, passive_failure
+from breaker.core._clock import event_on_wall, force_shifted, verdict_on_wall
 from breaker.core._machine import (
     Breaker,
     Event,
@@ -9,6 +10,7 @@ from breaker.core._machine import (
     Policy,
     State,
     Step,
+    Stored,
     Verdict,
     admit_percent,
     force,
@@ -16,6 +18,7 @@ from breaker.core._machine import (
     next_change,
     observe,
     release,
+    restore,
     restore_force,
     resync,
     retry_after,
@@ -31,18 +34,23 @@ __all__ = [
     "Policy",
     "State",
     "Step",
+    "Stored",
     "Verdict",
     "admit_percent",
     "admitted",
+    "event_on_wall",
     "force",
+    "force_shifted",
     "new_breaker",
     "next_change",
     "observe",
     "passive_failure",
     "release",
+    "restore",
     "restore_force",
     "resync",
     "retry_after",
     "tick",
     "verdict",
+    "verdict_on_wall",
 ]

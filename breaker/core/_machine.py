@@ -102,6 +102,18 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class Stored:
+    """What a previous sidecar left in Redis, times already on this sidecar's clock."""
+
+    computed: State
+    admit: int
+    epoch: int
+    since: float
+    reason: str
+    force: Force | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     breaker: Breaker
     events: tuple[Event, ...] = ()
@@ -279,6 +291,49 @@ def resync(breaker: Breaker, policy: Policy, stored_epoch: int, now: float) -> S
     b = replace(step.breaker, epoch=stored_epoch + 1)
     event = _event(b, policy, "resync", b.state, b.state, now, f"epoch {stored_epoch}", "sidecar")
     return _chain(step, Step(b, (event,)))
+
+
+def restore(breaker: Breaker, policy: Policy, stored: Stored, now: float) -> Step:
+    """Resume from the verdict a previous sidecar left, so a restart moves nothing.
+
+    Only a breaker that has decided nothing yet adopts the stored computed state:
+    an open one stays open until `rise` good probes (a crash-looping sidecar never
+    sends full traffic to a dead server), a half_open one continues its ramp where
+    it was. The stored epoch is adopted (no event: nothing changed for consumers);
+    a live force is restored on top.
+    """
+    step = tick(breaker, policy, now)
+    b = step.breaker
+    undecided = b.reason == "start" and b.computed is State.CLOSED and b.force is None
+    if b.epoch == 0 and stored.epoch > 0:
+        b = replace(b, epoch=stored.epoch)
+    elif stored.epoch >= b.epoch:
+        step = _chain(step, resync(b, policy, stored.epoch, now))
+        b = step.breaker
+    if undecided and stored.computed is not State.CLOSED:
+        since = min(stored.since, now)
+        reason = stored.reason if not stored.reason.startswith("forced") else "restored"
+        b = replace(b, computed=stored.computed, computed_since=since, reason=reason, since=since)
+        if stored.computed is State.OPEN:
+            b = replace(b, successes=0, failures=0, hold_until=now, last_open_at=now)
+        else:
+            b = replace(b, ramp_start=now - _ramp_elapsed(policy, stored.admit))
+    elif undecided:
+        b = replace(b, since=min(stored.since, now))
+    step = Step(b, step.events)
+    if stored.force is not None:
+        step = _chain(step, restore_force(b, policy, stored.force, now))
+    return step
+
+
+def _ramp_elapsed(policy: Policy, admit: int) -> float:
+    """How far into the ramp a published `admit` share was."""
+    if policy.slow_start <= 0 or policy.initial_admit >= 100:
+        return 0.0
+    share = (min(max(admit, policy.initial_admit), 99) - policy.initial_admit) / (
+        100 - policy.initial_admit
+    )
+    return share * policy.slow_start
 
 
 def restore_force(breaker: Breaker, policy: Policy, stored: Force, now: float) -> Step:

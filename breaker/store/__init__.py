@@ -6,8 +6,10 @@ from breaker.store._contract import (
     events_channel,
     force_from_fields,
     log_key,
+    meta_key,
     passive_key,
     state_key,
+    stored_from_fields,
 )
 from breaker.store._publisher import Publisher
 from breaker.store._redis import RedisStore, WriteItem, WriteOutcome, connect
@@ -23,6 +25,8 @@ __all__ = [
     "events_channel",
     "force_from_fields",
     "log_key",
+    "meta_key",
     "passive_key",
     "state_key",
+    "stored_from_fields",
 ]

@@ -7,10 +7,13 @@ both agreeing, and tests/store checks that they do.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import math
+from dataclasses import replace
 from typing import Any
 
-from breaker.core import Event, Force, State, Verdict
+from breaker.core import Event, Force, State, Stored, Verdict
 
 CONTRACT_VERSION = 1
 EVENTS_CHANNEL = "events"
@@ -27,6 +30,35 @@ def log_key(prefix: str, name: str) -> str:
 
 def passive_key(prefix: str, name: str) -> str:
     return f"{state_key(prefix, name)}:passive"
+
+
+def meta_key(prefix: str, name: str) -> str:
+    """`breaker:{presence}:meta`: no TTL, so forces and the epoch outlive any restart."""
+    return f"{state_key(prefix, name)}:meta"
+
+
+# The fields the sidecar decides; `updated` only says when. A refresh compares a digest
+# of these inside the script, so a foreign edit is noticed and repaired at the next write.
+OWNED_FIELDS = (
+    "state",
+    "admit",
+    "epoch",
+    "since",
+    "reason",
+    "retry_after",
+    "forced",
+    "forced_by",
+    "forced_reason",
+    "forced_until",
+    "computed",
+    "contract",
+)
+
+
+def digest(fields: dict[str, str]) -> str:
+    """sha1 of the owned fields, as the write script computes it with redis.sha1hex."""
+    joined = "\n".join(fields.get(k, "") for k in OWNED_FIELDS)
+    return hashlib.sha1(joined.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def events_channel(prefix: str) -> str:
@@ -54,19 +86,58 @@ def verdict_fields(verdict: Verdict, now: float) -> dict[str, str]:
 
 
 def force_from_fields(fields: dict[str, str]) -> Force | None:
-    """Read back an active force from a stored hash (sidecar restart), or None."""
+    """Read back an active force from a stored hash (sidecar restart), or None.
+
+    Times stay unix seconds; garbage in any field means no force, never an exception.
+    """
     try:
         state = State(fields.get("forced", ""))
         until = float(fields["forced_until"])
     except (ValueError, KeyError):
+        return None
+    if state is State.HALF_OPEN or not math.isfinite(until):
         return None
     return Force(
         state=state,
         until=until,
         actor=fields.get("forced_by", "") or "unknown",
         reason=fields.get("forced_reason", "") or "restored",
-        at=float(fields.get("since", "0") or 0),
+        at=_float(fields.get("since"), until),
     )
+
+
+def stored_from_fields(fields: dict[str, str], offset: float) -> Stored | None:
+    """A previous sidecar's verdict, times moved to the monotonic clock (wall - offset).
+
+    None when the fields are missing or not what this sidecar writes: garbage is
+    ignored for that breaker, never raised.
+    """
+    try:
+        computed = State(fields["computed"])
+        admit = int(fields["admit"])
+        epoch = int(fields["epoch"])
+        since = float(fields["since"])
+    except (KeyError, ValueError):
+        return None
+    if not (math.isfinite(since) and 0 <= admit <= 100 and epoch >= 0):
+        return None
+    force = force_from_fields(fields)
+    return Stored(
+        computed=computed,
+        admit=admit,
+        epoch=epoch,
+        since=since - offset,
+        reason=fields.get("reason", "") or "restored",
+        force=replace(force, until=force.until - offset, at=force.at - offset) if force else None,
+    )
+
+
+def _float(value: str | None, default: float) -> float:
+    try:
+        number = float(value or "")
+    except ValueError:
+        return default
+    return number if math.isfinite(number) else default
 
 
 def event_dict(event: Event) -> dict[str, Any]:

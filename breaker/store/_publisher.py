@@ -16,7 +16,7 @@ from breaker._errors import StoreUnavailable
 from breaker._logging import get_logger
 from breaker._metrics import Metrics
 from breaker.core import Event, Verdict
-from breaker.store._redis import RedisStore, WriteItem
+from breaker.store._redis import HINTS, RedisStore, WriteItem
 
 log = get_logger("breaker.store")
 
@@ -51,6 +51,8 @@ class Publisher:
         self._wake = asyncio.Event()
         self._backoff = BACKOFF_START
         self._flushed = asyncio.Event()
+        self.down_kind: str | None = None  # why Redis is unusable, while it is
+        self._logged: set[tuple[str, str]] = set()  # (breaker, kind) already warned about
 
     def submit(self, verdict: Verdict, events: tuple[Event, ...] = ()) -> None:
         self._latest[verdict.name] = verdict
@@ -69,6 +71,7 @@ class Publisher:
         return len(self._pending)
 
     async def run(self) -> None:
+        self._wake.set()  # a restarted run picks up whatever is dirty
         while True:
             _reraise_swallowed_cancel()
             await self._wake.wait()
@@ -78,8 +81,10 @@ class Publisher:
                     await self._connect()
                 await self._flush()
                 self._backoff = BACKOFF_START
+                if not self.up:
+                    self._came_up()
             except StoreUnavailable as exc:
-                self._went_down(str(exc))
+                self._went_down(exc)
                 await asyncio.sleep(self._backoff * random.uniform(0.5, 1.5))
                 self._backoff = min(BACKOFF_MAX, self._backoff * 2)
                 self._wake.set()
@@ -91,9 +96,14 @@ class Publisher:
         await self._flushed.wait()
 
     async def _connect(self) -> None:
+        """Ping and restore; `up` waits for a write that lands (a replica answers PING too)."""
         await self.store.ping()
         if self.on_connect is not None:
             await self.on_connect()
+        self._written.clear()
+        self._dirty.update(self._latest)  # rewrite everything in full: keys may have expired
+
+    def _came_up(self) -> None:
         self.up = True
         self.metrics.redis_up.set(1)
         log.info(
@@ -101,8 +111,7 @@ class Publisher:
             extra={"pending_events": len(self._pending), "breakers": len(self._latest)},
         )
         self.ever_connected = True
-        self._written.clear()
-        self._dirty.update(self._latest)  # rewrite everything in full: keys may have expired
+        self.down_kind = None
 
     async def _flush(self) -> None:
         names = sorted(self._dirty)
@@ -138,7 +147,13 @@ class Publisher:
             self._pending = deque(e for e in self._pending if id(e) not in sent)
             self.metrics.pending_events.set(len(self._pending))
             for outcome in outcomes:
-                if outcome.missing:  # the hash expired or Redis restarted: rewrite it whole
+                if outcome.repaired:
+                    self._warn_once(outcome.name, "foreign_edit", "store.foreign_edit_repaired")
+                if outcome.error is not None:  # this breaker's keys are broken; retry it later
+                    self._warn_once(outcome.name, outcome.error, "store.write_failed")
+                    self.metrics.redis_errors.labels("write", outcome.error).inc()
+                    self._dirty.add(outcome.name)
+                elif outcome.missing:  # expired, Redis restarted, or edited: rewrite it whole
                     self._dirty.add(outcome.name)
                     self._wake.set()
                 elif not outcome.written:
@@ -150,13 +165,22 @@ class Publisher:
         if not self._dirty:
             self._flushed.set()
 
-    def _went_down(self, error: str) -> None:
-        """Log once per outage, not once per retry."""
-        self.metrics.redis_errors.labels("write").inc()
-        if self.up or self._backoff == BACKOFF_START:
-            log.error("store.unavailable", extra={"error": error})
+    def _went_down(self, exc: StoreUnavailable) -> None:
+        """Log once per outage and cause, not once per retry."""
+        self.metrics.redis_errors.labels("write", exc.kind).inc()
+        if self.up or exc.kind != self.down_kind:
+            log.error(
+                "store.unavailable",
+                extra={"kind": exc.kind, "error": str(exc), "hint": HINTS.get(exc.kind, "")},
+            )
+        self.down_kind = exc.kind
         self.up = False
         self.metrics.redis_up.set(0)
+
+    def _warn_once(self, name: str, kind: str, message: str) -> None:
+        if (name, kind) not in self._logged:
+            self._logged.add((name, kind))
+            log.warning(message, extra={"breaker": name, "kind": kind})
 
 
 def _reraise_swallowed_cancel() -> None:

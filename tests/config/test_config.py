@@ -96,6 +96,10 @@ def test_targets_parse(
         (BREAKER.replace('"presence"', '"Bad Name"'), r"breakers\[.*\]\.name: .*pattern"),
         (BREAKER + "slow = 0.9\n", r"slow \(0.9s\) must not exceed timeout"),
         ('[[api.tokens]]\nname = "ops"\n' + BREAKER, r"exactly one of file or env"),
+        (
+            "[redis]\nstate_ttl = 1\n" + BREAKER + "interval = 1.0\n",
+            r"redis\.state_ttl \(1s\) must be longer than breakers\['presence'\]\.interval \(1s\)",
+        ),
     ],
 )
 def test_bad_config_names_the_field(tmp_path: Path, text: str, expected: str) -> None:
@@ -158,3 +162,16 @@ def test_port_in_use_is_one_line_before_anything_starts(tmp_path: Path) -> None:
         result.stderr.strip()
         == f"breaker: cannot listen on 127.0.0.1:{port}: Address already in use"
     )
+
+
+def test_policy_defaults_have_one_home() -> None:
+    """Every Policy field is a config key whose default is the Policy's own default."""
+    import dataclasses
+
+    from breaker._config import BreakerConfig
+    from breaker.core import Policy
+
+    cfg = BreakerConfig(name="presence", target="sip:127.0.0.1:5070")  # type: ignore[arg-type]
+    assert cfg.policy() == Policy(), f"config defaults drifted from Policy: {cfg.policy()}"
+    for f in dataclasses.fields(Policy):
+        assert f.name in BreakerConfig.model_fields, f"Policy.{f.name} has no config key"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from breaker import core
 from breaker._config import RedisConfig
 from breaker._errors import StoreUnavailable
 from breaker.core import Policy, State
-from breaker.store import RedisStore, WriteItem, state_key
+from breaker.store import RedisStore, WriteItem, state_key, stored_from_fields
 from breaker.store._contract import verdict_fields
 from tests.support.procs import Proc, RedisServer, free_port, port_open, wait_until
 from tests.support.tls import self_signed
@@ -158,17 +159,101 @@ async def test_rediss_with_ca_file_connects_over_tls(tmp_path: Path) -> None:
         server.stop()
 
 
-async def test_refresh_bumps_updated_and_ttl_without_rewriting(redis_server: RedisServer) -> None:
+async def test_refresh_of_an_untouched_hash_bumps_updated_and_ttl(
+    redis_server: RedisServer,
+) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
     step = opened()
     verdict = core.verdict(step.breaker, POLICY, 1001.0)
     await store.write([WriteItem(verdict, step.events, 3.0)], 1001.0)
-    redis_server.cli("HSET", "breaker:{presence}", "reason", "marker")
     redis_server.cli("PEXPIRE", "breaker:{presence}", "500")
     [outcome] = await store.write([WriteItem(verdict, (), 3.0, refresh_only=True)], 1002.0)
     stored = await store.read_state("presence")
-    assert outcome.written and stored["updated"] == "1002.000" and stored["reason"] == "marker"
+    assert outcome.written and not outcome.repaired, f"expected a plain refresh, got {outcome}"
+    assert stored["updated"] == "1002.000", f"expected updated 1002.000, saw {stored['updated']}"
     assert int(redis_server.cli("PTTL", "breaker:{presence}")) > 2000, "TTL must be renewed"
+    await store.aclose()
+
+
+async def test_refresh_of_a_foreign_edit_asks_for_a_full_write(redis_server: RedisServer) -> None:
+    store = RedisStore(RedisConfig(url=redis_server.url))
+    verdict = core.verdict(core.new_breaker("presence", 1000.0), POLICY, 1000.0)
+    await store.write([WriteItem(verdict, (), 3.0)], 1000.0)
+    redis_server.cli("HSET", "breaker:{presence}", "state", "open")
+    [outcome] = await store.write([WriteItem(verdict, (), 3.0, refresh_only=True)], 1001.0)
+    assert outcome.missing and outcome.repaired and not outcome.written, (
+        f"expected the refresh to notice the edit and ask for a full write, got {outcome}"
+    )
+    [outcome] = await store.write([WriteItem(verdict, (), 3.0)], 1001.0)
+    assert outcome.written and (await store.read_state("presence"))["state"] == "closed"
+    await store.aclose()
+
+
+async def test_a_wrong_type_key_fails_only_its_own_breaker_and_is_repaired(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(RedisConfig(url=redis_server.url))
+    redis_server.cli("SET", "breaker:{x}", "1")
+    redis_server.cli("SET", "breaker:{y}:log", "1")
+    items = [
+        WriteItem(core.verdict(opened().breaker, POLICY, 1001.0), opened().events, 3.0),
+        WriteItem(core.verdict(core.new_breaker("x", 1000.0), POLICY, 1001.0), (), 3.0),
+        WriteItem(core.verdict(opened().breaker, POLICY, 1001.0), (), 3.0),
+    ]
+    items[2] = WriteItem(replace(items[2].verdict, name="y"), opened().events, 3.0)
+    outcomes = await store.write(items, 1001.0)
+    assert [o.written for o in outcomes] == [True, True, True], f"saw {outcomes}"
+    assert [o.repaired for o in outcomes] == [False, True, True], f"saw {outcomes}"
+    assert redis_server.cli("TYPE", "breaker:{x}") == "hash"
+    assert redis_server.cli("TYPE", "breaker:{y}:log") == "stream"
+    await store.aclose()
+
+
+async def test_forces_and_epoch_outlive_the_verdict_hash(redis_server: RedisServer) -> None:
+    store = RedisStore(RedisConfig(url=redis_server.url))
+    b = core.new_breaker("presence", 1000.0)
+    step = core.force(b, POLICY, State.OPEN, 3600, "alice", "upgrade", 1000.0)
+    await store.write(
+        [WriteItem(core.verdict(step.breaker, POLICY, 1000.0), step.events, 3.0)], 1000.0
+    )
+    redis_server.cli("DEL", "breaker:{presence}")  # as if the TTL ran out during a long outage
+    assert redis_server.cli("TTL", "breaker:{presence}:meta") == "-1", "meta must not expire"
+    fields = await store.read_stored("presence")
+    stored = stored_from_fields(fields, 0.0)
+    assert stored is not None and stored.force is not None, f"no force in {fields}"
+    assert stored.force.until == 4600.0 and stored.force.actor == "alice" and stored.epoch == 1
+    older = core.verdict(core.new_breaker("presence", 1000.0), POLICY, 1000.0)
+    [outcome] = await store.write([WriteItem(older, (), 3.0)], 1001.0)
+    assert not outcome.written and outcome.stored_epoch == 1, f"epoch 0 beat 1: {outcome}"
+    await store.aclose()
+
+
+async def test_meta_of_a_breaker_gone_from_every_config_is_cleaned_up(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(RedisConfig(url=redis_server.url))
+    for name in ("presence", "old", "elsewhere"):
+        v = core.verdict(core.new_breaker(name, 1000.0), POLICY, 1000.0)
+        await store.write([WriteItem(v, (), 30.0)], 1000.0)
+    redis_server.cli("DEL", "breaker:{old}")  # nobody publishes `old` any more
+    forgotten = await store.forget_unconfigured({"presence"})
+    assert forgotten == ["old"], f"expected only 'old' forgotten, saw {forgotten}"
+    assert redis_server.cli("EXISTS", "breaker:{elsewhere}:meta") == "1", "a live one stays"
+    assert redis_server.cli("EXISTS", "breaker:{old}:meta") == "0"
+    await store.aclose()
+
+
+async def test_garbage_passive_counters_raise_value_error_not_store_unavailable(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(RedisConfig(url=redis_server.url))
+    redis_server.cli("HSET", "breaker:{presence}:passive", "forwarded", "lots", "failed", "1")
+    with pytest.raises(ValueError, match="non-integer"):
+        await store.read_passive("presence")
+    redis_server.cli("DEL", "breaker:{presence}:passive")
+    redis_server.cli("SET", "breaker:{presence}:passive", "x")
+    with pytest.raises(ValueError, match="not a hash"):
+        await store.read_passive("presence")
     await store.aclose()
 
 

@@ -1,0 +1,103 @@
+"""A restarted sidecar resumes from what it left in Redis: forces, epoch and verdict."""
+
+from __future__ import annotations
+
+import time
+
+from breaker.core import State
+from breaker.service import Service
+from tests.support.procs import RedisServer
+from tests.support.scripted import ScriptedProbes, settings_for
+from tests.support.waiting import eventually
+
+KEY = "breaker:{presence}"
+
+
+def field(server: RedisServer, name: str) -> str:
+    try:
+        return server.cli("HGET", KEY, name)
+    except Exception:
+        return ""
+
+
+def states_during(server: RedisServer, seconds: float) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.append(field(server, "state"))
+    return seen
+
+
+async def test_force_and_epoch_survive_a_restart_after_the_hash_expired(
+    redis_server: RedisServer,
+) -> None:
+    settings = settings_for(redis_server.url)
+    first = Service(settings, probe_factory=ScriptedProbes())
+    await first.start()
+    first.force("presence", State.OPEN, 3600, "alice", "maintenance")
+    await eventually(lambda: field(redis_server, "forced") == "open", what="force written")
+    epoch_before = int(field(redis_server, "epoch"))
+    await first.stop()
+    redis_server.cli("DEL", KEY)  # the sidecar stayed away longer than state_ttl
+
+    second = Service(settings, probe_factory=ScriptedProbes())
+    await second.start()
+    try:
+        await eventually(lambda: field(redis_server, "forced") == "open", what="force restored")
+        v = second.status("presence").verdict
+        assert v.force is not None and v.force.actor == "alice", f"force lost: {v}"
+        assert v.force.until > time.time() + 3500, f"force expiry moved: {v.force.until}"
+        assert v.epoch > epoch_before, f"epoch went from {epoch_before} to {v.epoch}"
+    finally:
+        await second.stop()
+
+
+async def test_a_restart_during_an_outage_never_publishes_closed(
+    redis_server: RedisServer,
+) -> None:
+    settings = settings_for(redis_server.url)
+    probes = ScriptedProbes()
+    first = Service(settings, probe_factory=probes)
+    await first.start()
+    probes.by_name["presence"].ok = False
+    await eventually(lambda: field(redis_server, "state") == "open", what="open")
+    await first.stop()
+
+    again = ScriptedProbes()
+    second = Service(settings, probe_factory=again)
+    await second.start()
+    again.by_name["presence"].ok = False  # the server is still dead
+    try:
+        seen = set(states_during(redis_server, 1.0))
+        assert seen == {"open"}, f"expected only open while the server is dead, saw {seen}"
+        again.by_name["presence"].ok = True
+        await eventually(lambda: field(redis_server, "state") == "half_open", what="half_open")
+    finally:
+        await second.stop()
+
+
+async def test_a_restart_during_half_open_resumes_the_ramp(redis_server: RedisServer) -> None:
+    settings = settings_for(redis_server.url, slow_start=4.0)
+    probes = ScriptedProbes()
+    first = Service(settings, probe_factory=probes)
+    await first.start()
+    probes.by_name["presence"].ok = False
+    await eventually(lambda: field(redis_server, "state") == "open", what="open")
+    probes.by_name["presence"].ok = True
+    await eventually(lambda: int(field(redis_server, "admit") or 0) >= 40, 5, what="mid-ramp")
+    await first.stop()
+    admit_before = int(field(redis_server, "admit"))
+
+    second = Service(settings, probe_factory=ScriptedProbes())
+    await second.start()
+    try:
+        await eventually(lambda: field(redis_server, "updated") != "", what="a write")
+        samples = [(field(redis_server, "state"), field(redis_server, "admit"))]
+        samples += [(s, "") for s in states_during(redis_server, 0.5)]
+        assert all(s == "half_open" for s, _ in samples), f"ramp skipped: {samples[:5]}"
+        admit = int(samples[0][1])
+        assert admit >= admit_before - 1, f"ramp went back from {admit_before} to {admit}"
+        assert admit < 100, f"expected the ramp to continue, saw admit {admit}"
+        await eventually(lambda: field(redis_server, "state") == "closed", 5, what="ramp end")
+    finally:
+        await second.stop()
