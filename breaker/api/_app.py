@@ -257,9 +257,13 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         ready = service.redis_up
+        failing = service.failing_tasks()
+        status = "ready" if ready else "redis unavailable"
+        if failing:
+            status = f"tasks failing: {', '.join(failing)}"
         return JSONResponse(
-            {"status": "ready" if ready else "redis unavailable", "redis_up": ready},
-            status_code=200 if ready else 503,
+            {"status": status, "redis_up": ready, "tasks_failing": failing},
+            status_code=200 if ready and not failing else 503,
         )
 
     @app.get("/metrics")

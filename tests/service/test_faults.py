@@ -8,8 +8,10 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
+from breaker.api import TokenRegistry, create_app
 from breaker.core import State
 from breaker.service import Service
 from tests.support.procs import RedisServer, free_port
@@ -119,6 +121,12 @@ async def test_a_task_that_keeps_crashing_is_restarted_counted_and_reported(
         assert len(crashed) == 1, f"expected one log line per error type, saw {len(crashed)}"
         assert getattr(crashed[0], "error", "") == "RuntimeError"
         assert not svc.runtimes["presence"].passive_failing, "a crash must not latch a failure"
+        app = create_app(svc, TokenRegistry([]), True)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
+            ready = await client.get("/readyz")
+        assert ready.status_code == 503, f"expected 503, saw {ready.status_code}"
+        assert ready.json()["tasks_failing"] == ["passive:presence"], ready.json()
         probes_before = svc.status("presence").probes_total
         await eventually(lambda: svc.status("presence").probes_total > probes_before + 3)
     finally:

@@ -38,11 +38,11 @@ class Sidecar:
         self.config.write_text("\n".join(lines) + "\n")
         self.proc: Proc | None = None
 
-    def start(self) -> Sidecar:
+    def start(self, env: dict[str, str] | None = None) -> Sidecar:
         self.proc = Proc(
             [sys.executable, "-m", "breaker", "serve", "--config", str(self.config)],
             self.workdir / "sidecar.log",
-            env={"BREAKER_API_TOKEN": TOKEN},
+            env={"BREAKER_API_TOKEN": TOKEN, **(env or {})},
         )
         wait_until(self._healthy, 15, what=f"sidecar /healthz on {self.url}")
         return self
