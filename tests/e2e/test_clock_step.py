@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import signal
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.faketime import LIBFAKETIME, WallClock
-from tests.support.procs import Proc, RedisServer, free_port_both, wait_until
+from tests.support.procs import Proc, RedisServer, wait_until
 from tests.support.sidecar import Sidecar
 
 SLOW_START = 2.0
@@ -20,19 +18,6 @@ RISE = 2
 SLACK = 0.6  # a loaded 2-core CI box delays timers
 
 pytestmark = pytest.mark.skipif(not LIBFAKETIME.exists(), reason="Debian package faketime")
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[tuple[Proc, int]]:
-    port = free_port_both()
-    counts = tmp_path / "standin.json"
-    argv = [sys.executable, "-m", "tests.support.sip_standin", "--port", str(port)]
-    proc = Proc([*argv, "--count-file", str(counts)], tmp_path / "standin.log")
-    wait_until(counts.exists, 10, what="stand-in to listen")
-    try:
-        yield proc, port
-    finally:
-        proc.stop()
 
 
 def state(redis: RedisServer) -> str:

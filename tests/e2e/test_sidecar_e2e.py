@@ -3,40 +3,16 @@
 from __future__ import annotations
 
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.procs import Proc, RedisServer, free_port_both, wait_until
+from tests.support.procs import Proc, RedisServer, wait_until
 from tests.support.sidecar import TOKEN, Sidecar
 
 SCHEDULING_SLACK = 0.5  # seconds: a busy 2-core CI box delays timers
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[tuple[Proc, int]]:
-    port = free_port_both()
-    counts = tmp_path / "standin.json"
-    proc = Proc(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.sip_standin",
-            "--port",
-            str(port),
-            "--count-file",
-            str(counts),
-        ],
-        tmp_path / "standin.log",
-    )
-    wait_until(counts.exists, 10, what="stand-in to listen")
-    try:
-        yield proc, port
-    finally:
-        proc.stop()
 
 
 @pytest.fixture

@@ -85,31 +85,6 @@ async def test_redis_restart_republishes_state_force_and_queued_events(
     assert int(log) >= 2, f"expected the queued force and transition in the stream, saw {log}"
 
 
-async def test_sidecar_restart_adopts_epoch_and_live_force(redis_server: RedisServer) -> None:
-    settings = settings_for(redis_server.url)
-    first = Service(settings, probe_factory=ScriptedProbes())
-    await first.start()
-    first.force("presence", State.OPEN, 300, "alice", "maintenance")
-    await eventually(lambda: hash_field(redis_server, "forced") == "open", what="force written")
-    epoch_before = int(hash_field(redis_server, "epoch"))
-    await first.stop()
-
-    second = Service(settings, probe_factory=ScriptedProbes())
-    await second.start()
-    try:
-        await eventually(
-            lambda: second.status("presence").verdict.force is not None, what="force restored"
-        )
-        v = second.status("presence").verdict
-        assert v.state is State.OPEN and v.force is not None and v.force.actor == "alice"
-        assert v.epoch > epoch_before, f"epoch went from {epoch_before} to {v.epoch}"
-        await eventually(
-            lambda: int(hash_field(redis_server, "epoch") or 0) == v.epoch, what="new epoch stored"
-        )
-    finally:
-        await second.stop()
-
-
 async def test_foreign_newer_epoch_is_adopted_not_overwritten(
     running: tuple[Service, ScriptedProbes], redis_server: RedisServer
 ) -> None:

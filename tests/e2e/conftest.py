@@ -1,0 +1,34 @@
+"""Fixtures shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.procs import Proc, free_port_both, wait_until
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[tuple[Proc, int]]:
+    port = free_port_both()
+    counts = tmp_path / "standin.json"
+    proc = Proc(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.sip_standin",
+            "--port",
+            str(port),
+            "--count-file",
+            str(counts),
+        ],
+        tmp_path / "standin.log",
+    )
+    wait_until(counts.exists, 10, what="stand-in to listen")
+    try:
+        yield proc, port
+    finally:
+        proc.stop()
