@@ -10,6 +10,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import socket
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -192,6 +193,14 @@ class RedisConfig(_Strict):
         return value
 
 
+class ClusterConfig(_Strict):
+    """Several sidecars, one verdict: each is an observer voting per breaker (see docs/model.md)."""
+
+    observer: str = Field(default_factory=socket.gethostname, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    quorum: Literal["majority", "any", "all"] | Annotated[int, Field(ge=1, le=100)] = "majority"
+    vote_ttl: Seconds | None = None  # default: max(3 x the breaker's interval, 2 s)
+
+
 class TokenConfig(_Strict):
     """A named API token. Its value comes from a file or an environment variable, never the TOML."""
 
@@ -233,6 +242,7 @@ class Settings(BaseSettings):
     redis: RedisConfig = RedisConfig()
     api: ApiConfig = ApiConfig()
     logging: LoggingConfig = LoggingConfig()
+    cluster: ClusterConfig | None = None  # present: this sidecar votes with others
     breakers: tuple[BreakerConfig, ...] = Field(default=(), min_length=1)
 
     @field_validator("breakers")
@@ -260,7 +270,14 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_state_ttl(self) -> Self:
         ttl = self.redis.state_ttl
+        vote_ttl = self.cluster.vote_ttl if self.cluster else None
         for breaker in self.breakers:
+            if vote_ttl is not None and vote_ttl <= breaker.interval:
+                raise ValueError(
+                    f"cluster.vote_ttl ({vote_ttl:g}s) must be longer than breakers"
+                    f"[{breaker.name!r}].interval ({breaker.interval:g}s), or votes expire "
+                    "between refreshes"
+                )
             if ttl is not None and ttl <= breaker.interval:
                 raise ValueError(
                     f"redis.state_ttl ({ttl:g}s) must be longer than breakers[{breaker.name!r}]"

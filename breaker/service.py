@@ -23,7 +23,15 @@ from breaker._logging import get_logger
 from breaker._metrics import Metrics
 from breaker.core import Breaker, Event, Policy, State, Step, Verdict
 from breaker.probes import Probe, ProbeResult, SipResolver, make_probe
-from breaker.store import Publisher, RedisStore, event_dict, stored_from_fields
+from breaker.store import (
+    ForceOp,
+    Publisher,
+    RedisStore,
+    VoteItem,
+    VoteOutcome,
+    event_dict,
+    stored_from_fields,
+)
 
 log = get_logger("breaker.service")
 
@@ -42,6 +50,40 @@ def state_ttl(settings: Settings, cfg: BreakerConfig) -> float:
     return settings.redis.state_ttl or max(3 * cfg.interval, 2.0)
 
 
+def vote_ttl(settings: Settings, cfg: BreakerConfig) -> float:
+    """A vote outlives two missed refreshes; a dead observer stops counting soon after."""
+    configured = settings.cluster.vote_ttl if settings.cluster else None
+    return configured or max(3 * cfg.interval, 2.0)
+
+
+def probe_settings(cfg: BreakerConfig) -> str:
+    """What every observer of one breaker must share for their votes to mean the same."""
+    return ",".join(
+        f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in (
+            ("interval", cfg.interval),
+            ("timeout", cfg.timeout),
+            ("slow", cfg.slow_threshold),
+            ("fall", cfg.fall),
+            ("rise", cfg.rise),
+            ("method", cfg.method),
+            ("slow_start", cfg.slow_start),
+            ("initial_admit", cfg.initial_admit),
+        )
+    )
+
+
+def settings_differences(mine: str, theirs: str) -> list[str]:
+    """`interval 0.2 here, 0.5 there` for each key whose value differs."""
+    a = dict(kv.partition("=")[::2] for kv in mine.split(","))
+    b = dict(kv.partition("=")[::2] for kv in theirs.split(","))
+    return [
+        f"{k} {a.get(k, '?')} here, {b.get(k, '?')} there"
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
+
+
 @dataclass
 class Runtime:
     """Mutable holder for one breaker; only the event loop thread touches it."""
@@ -57,6 +99,8 @@ class Runtime:
     passive_seen: tuple[int, int] | None = None
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
     last_verdict: Verdict | None = None  # metrics are only touched when this changes
+    published: Verdict | None = None  # fleet mode: the fleet verdict of the last vote (unix)
+    force_ops: deque[ForceOp] = field(default_factory=deque)  # fleet mode: not yet sent
 
 
 @dataclass
@@ -121,7 +165,10 @@ class Service:
             on_stale=self._on_stale,
             on_connect=self._on_connect,
             pending_max=settings.redis.pending_events_max,
+            voter=self._vote if settings.cluster else None,
+            on_voted=self._on_voted if settings.cluster else None,
         )
+        self._settings_warned: set[tuple[str, str]] = set()
         # Label lookups cost more than the increments; 1,000 targets probe 1,000 times a second.
         self._probe_metrics = {
             name: (self.metrics.probes.labels(name), self.metrics.probe_duration.labels(name))
@@ -226,7 +273,7 @@ class Service:
     def status(self, name: str) -> BreakerStatus:
         rt = self.runtimes[name]
         return BreakerStatus(
-            verdict=self._verdict(rt),
+            verdict=self._shown(rt),
             cfg=rt.cfg,
             last_probe=rt.last_probe,
             probes_total=rt.probes_total,
@@ -243,12 +290,71 @@ class Service:
     def force(self, name: str, state: State, ttl: float, actor: str, reason: str) -> Verdict:
         rt = self.runtimes[name]
         self._apply(rt, core.force(rt.breaker, rt.policy, state, ttl, actor, reason, self.clock()))
-        return self._verdict(rt)
+        if self.settings.cluster is not None:
+            self._send(rt, ForceOp("set", state, ttl, actor, reason.strip()))
+        return self._shown(rt)
 
     def release(self, name: str, actor: str) -> Verdict:
         rt = self.runtimes[name]
         self._apply(rt, core.release(rt.breaker, rt.policy, actor, self.clock()))
+        if self.settings.cluster is not None:
+            self._send(rt, ForceOp("release", None, 0.0, actor, ""))
+        return self._shown(rt)
+
+    # ------------------------------------------------------------ fleet
+
+    def _send(self, rt: Runtime, op: ForceOp) -> None:
+        rt.force_ops.append(op)
+        self.publisher.mark_dirty(rt.cfg.name)
+
+    def _shown(self, rt: Runtime) -> Verdict:
+        """Fleet mode: the fleet's verdict once Redis has it; else (or meanwhile) our own."""
+        if rt.published is not None and self.publisher.up and not rt.force_ops:
+            return rt.published
         return self._verdict(rt)
+
+    def _vote(self, name: str) -> VoteItem:
+        rt = self.runtimes[name]
+        cluster = self.settings.cluster
+        assert cluster is not None
+        return VoteItem(
+            name=name,
+            observer=cluster.observer,
+            vote=rt.breaker.computed,
+            reason=rt.breaker.reason,
+            settings=probe_settings(rt.cfg),
+            policy=rt.policy,
+            quorum=str(cluster.quorum),
+            vote_ttl=vote_ttl(self.settings, rt.cfg),
+            ttl=state_ttl(self.settings, rt.cfg),
+            force_op=rt.force_ops[0] if rt.force_ops else None,
+        )
+
+    def _on_voted(self, item: VoteItem, outcome: VoteOutcome) -> None:
+        rt = self.runtimes[item.name]
+        if item.force_op is not None and rt.force_ops and rt.force_ops[0] is item.force_op:
+            rt.force_ops.popleft()
+            if rt.force_ops:
+                self.publisher.mark_dirty(item.name)
+        v = outcome.verdict
+        assert v is not None
+        rt.published = v
+        if v != rt.last_verdict:
+            self.metrics.set_state(v.name, v.state, v.admit, v.force is not None, v.epoch)
+            rt.last_verdict = v
+        if outcome.other:
+            observer, _, theirs = outcome.other.partition("|")
+            if (item.name, observer) not in self._settings_warned:
+                self._settings_warned.add((item.name, observer))
+                log.warning(
+                    "fleet.probe_settings_differ",
+                    extra={
+                        "breaker": item.name,
+                        "observer": observer,
+                        "differences": "; ".join(settings_differences(item.settings, theirs)),
+                        "hint": "give every sidecar the same settings for this breaker",
+                    },
+                )
 
     # ------------------------------------------------------------ loops
 
@@ -370,7 +476,7 @@ class Service:
 
     def _publish(self, rt: Runtime, events: tuple[Event, ...]) -> None:
         v = self._verdict(rt)
-        if v != rt.last_verdict:
+        if v != rt.last_verdict and self.settings.cluster is None:
             self.metrics.set_state(v.name, v.state, v.admit, v.force is not None, v.epoch)
             rt.last_verdict = v
         self.publisher.submit(v, events)

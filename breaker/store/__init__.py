@@ -10,14 +10,19 @@ from breaker.store._contract import (
     passive_key,
     state_key,
     stored_from_fields,
+    votes_key,
 )
+from breaker.store._fleet import ForceOp, VoteItem, VoteOutcome
 from breaker.store._publisher import Publisher
 from breaker.store._redis import RedisStore, WriteItem, WriteOutcome, connect
 
 __all__ = [
     "CONTRACT_VERSION",
+    "ForceOp",
     "Publisher",
     "RedisStore",
+    "VoteItem",
+    "VoteOutcome",
     "WriteItem",
     "WriteOutcome",
     "connect",
@@ -29,4 +34,5 @@ __all__ = [
     "passive_key",
     "state_key",
     "stored_from_fields",
+    "votes_key",
 ]

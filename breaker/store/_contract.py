@@ -37,6 +37,11 @@ def meta_key(prefix: str, name: str) -> str:
     return f"{state_key(prefix, name)}:meta"
 
 
+def votes_key(prefix: str, name: str) -> str:
+    """`breaker:{presence}:votes`: one field per observer, `state|expires_ms|settings`."""
+    return f"{state_key(prefix, name)}:votes"
+
+
 # The fields the sidecar decides; `updated` only says when. A refresh compares a digest
 # of these inside the script, so a foreign edit is noticed and repaired at the next write.
 OWNED_FIELDS = (

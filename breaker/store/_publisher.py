@@ -16,6 +16,7 @@ from breaker._errors import StoreUnavailable
 from breaker._logging import get_logger
 from breaker._metrics import Metrics
 from breaker.core import Event, Verdict
+from breaker.store._fleet import VoteItem, VoteOutcome
 from breaker.store._redis import HINTS, RedisStore, WriteItem
 
 log = get_logger("breaker.store")
@@ -34,6 +35,8 @@ class Publisher:
         on_stale: Callable[[str, int], None],
         on_connect: Callable[[], Awaitable[None]] | None = None,
         pending_max: int = 10000,
+        voter: Callable[[str], VoteItem] | None = None,
+        on_voted: Callable[[VoteItem, VoteOutcome], None] | None = None,
     ) -> None:
         self.store = store
         self.ttl_by_name = dict(ttl_by_name)
@@ -42,6 +45,9 @@ class Publisher:
         self.on_stale = on_stale
         self.on_connect = on_connect
         self.pending_max = pending_max
+        # Fleet mode: send votes, the script derives and audits the verdict (no local queue).
+        self.voter = voter
+        self.on_voted = on_voted
         self.up = False
         self.ever_connected = False
         self._latest: dict[str, Verdict] = {}
@@ -57,6 +63,8 @@ class Publisher:
     def submit(self, verdict: Verdict, events: tuple[Event, ...] = ()) -> None:
         self._latest[verdict.name] = verdict
         self._dirty.add(verdict.name)
+        if self.voter is not None:
+            events = ()  # the fleet script writes the fleet's events
         for event in events:
             if len(self._pending) >= self.pending_max:
                 self._pending.popleft()
@@ -114,6 +122,9 @@ class Publisher:
         self.down_kind = None
 
     async def _flush(self) -> None:
+        if self.voter is not None:
+            await self._flush_votes()
+            return
         names = sorted(self._dirty)
         if names:
             events = list(self._pending)
@@ -164,6 +175,33 @@ class Publisher:
                     self.on_stale(outcome.name, outcome.stored_epoch)
         if not self._dirty:
             self._flushed.set()
+
+    async def _flush_votes(self) -> None:
+        assert self.voter is not None and self.on_voted is not None
+        names = sorted(self._dirty)
+        if names:
+            items = [self.voter(n) for n in names]
+            self._dirty.difference_update(names)
+            try:
+                outcomes = await self.store.vote(items)
+            except StoreUnavailable:
+                self._dirty.update(names)
+                raise
+            for item, outcome in zip(items, outcomes, strict=True):
+                if outcome.repaired:
+                    self._warn_once(outcome.name, "foreign_edit", "store.foreign_edit_repaired")
+                if outcome.error is not None:
+                    self._warn_once(outcome.name, outcome.error, "store.write_failed")
+                    self.metrics.redis_errors.labels("vote", outcome.error).inc()
+                    self._dirty.add(outcome.name)
+                else:
+                    self.on_voted(item, outcome)
+        if not self._dirty:
+            self._flushed.set()
+
+    def mark_dirty(self, name: str) -> None:
+        self._dirty.add(name)
+        self._wake.set()
 
     def _went_down(self, exc: StoreUnavailable) -> None:
         """Log once per outage and cause, not once per retry."""

@@ -25,6 +25,7 @@ from breaker._config import RedisConfig
 from breaker._errors import StoreUnavailable
 from breaker.core import Event, Verdict
 from breaker.store._contract import (
+    CONTRACT_VERSION,
     OWNED_FIELDS,
     digest,
     event_from_stream,
@@ -36,7 +37,9 @@ from breaker.store._contract import (
     state_key,
     stream_fields,
     verdict_fields,
+    votes_key,
 )
+from breaker.store._fleet import FLEET_SCRIPT, VoteItem, VoteOutcome, verdict_from_reply
 
 # One atomic step per breaker, all keys in the `{name}` slot (Cluster-safe):
 #  - a key of the wrong type (a foreign edit) is deleted, so it hurts only its own breaker;
@@ -188,6 +191,7 @@ class RedisStore:
         self.prefix = cfg.key_prefix
         self.client = client or connect(cfg)
         self._write = self.client.register_script(_WRITE_SCRIPT)
+        self._vote = self.client.register_script(FLEET_SCRIPT)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -228,6 +232,39 @@ class RedisStore:
                     int(reply[1]),
                     missing=code in (2, 3),
                     repaired=int(reply[2]) == 1,
+                )
+            )
+        return outcomes
+
+    async def vote(self, items: Sequence[VoteItem]) -> list[VoteOutcome]:
+        """Send this observer's votes (and force ops); get back each fleet verdict."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for item in items:
+                keys = [
+                    state_key(self.prefix, item.name),
+                    log_key(self.prefix, item.name),
+                    meta_key(self.prefix, item.name),
+                    votes_key(self.prefix, item.name),
+                ]
+                args = item.args(self.cfg.log_maxlen, events_channel(self.prefix), CONTRACT_VERSION)
+                await self._vote(keys=keys, args=args, client=pipe)
+            replies = await self._call(pipe.execute(raise_on_error=False))
+        outcomes: list[VoteOutcome] = []
+        for item, reply in zip(items, replies, strict=True):
+            if isinstance(reply, BaseException):
+                kind = classify(reply)
+                if kind not in KEY_KINDS:
+                    raise StoreUnavailable(f"Redis refused a vote: {_describe(reply)}", kind)
+                outcomes.append(VoteOutcome(item.name, None, error=kind))
+                continue
+            outcomes.append(
+                VoteOutcome(
+                    item.name,
+                    verdict_from_reply(item.name, reply),
+                    live=int(reply[12]),
+                    other=str(reply[13]),
+                    changes=int(reply[14]),
+                    repaired=int(reply[15]) == 1,
                 )
             )
         return outcomes

@@ -1,0 +1,32 @@
+"""Several real sidecars voting on one Redis, each an observer with its own id."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.support.procs import Proc, free_port_both, wait_until
+from tests.support.sidecar import Sidecar
+
+
+def start_standin(workdir: Path) -> tuple[Proc, int]:
+    """A SIP stand-in (answers OPTIONS) on a fresh loopback port."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port_both()
+    counts = workdir / "standin.json"
+    argv = [sys.executable, "-m", "tests.support.sip_standin", "--port", str(port)]
+    proc = Proc([*argv, "--count-file", str(counts)], workdir / "standin.log")
+    wait_until(counts.exists, 10, what="stand-in to listen")
+    return proc, port
+
+
+def observer(
+    workdir: Path, redis_url: str, name: str, port: int, cluster: str = "", **breaker: Any
+) -> Sidecar:
+    """A sidecar voting as `name` on the stand-in at `port`, not yet started."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    sidecar = Sidecar(workdir, redis_url, f"sip:127.0.0.1:{port};transport=udp", **breaker)
+    text = sidecar.config.read_text()
+    sidecar.config.write_text(f'{text}[cluster]\nobserver = "{name}"\n{cluster}')
+    return sidecar
