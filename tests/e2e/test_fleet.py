@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,9 @@ def start(
         cluster = str(kw.pop(f"cluster_{name}", ""))
         extra = kw.pop(f"breaker_{name}", {})
         sc = observer(tmp_path / name, redis.url, name, port, cluster, **extra)  # type: ignore[arg-type]
-        fleet.sidecars[name] = sc.start()
+        fleet.sidecars[name] = sc
+    with ThreadPoolExecutor(len(ports)) as pool:  # three interpreters start in parallel
+        list(pool.map(Sidecar.start, fleet.sidecars.values()))
 
 
 def field(redis: RedisServer, name: str) -> str:
