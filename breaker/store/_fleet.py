@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from breaker.core import Force, Policy, State, Verdict
+from breaker.store._lua import repair_types
 
 EVENT_FIELDS = (
     "event", "name", "from", "to", "state", "admit", "epoch", "at", "reason", "actor",
@@ -35,15 +36,7 @@ EVENT_FIELDS = (
 FLEET_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local repaired = 0
-for k, want in ipairs({'hash', 'stream', 'hash', 'hash'}) do
-  local ty = redis.call('TYPE', KEYS[k]).ok
-  if ty ~= 'none' and ty ~= want then
-    redis.call('DEL', KEYS[k])
-    repaired = 1
-  end
-end
-local vote_ttl = tonumber(ARGV[4])
+@REPAIR@local vote_ttl = tonumber(ARGV[4])
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[2] .. '|' .. (now + vote_ttl) .. '|' .. ARGV[5])
 redis.call('PEXPIRE', KEYS[4], vote_ttl * 10)
 local votes = redis.call('HGETALL', KEYS[4])
@@ -182,7 +175,9 @@ for _, ev in ipairs(events) do
 end
 return {st, admit, epoch, since, reason, ra, forced, fby, freason, funtil, computed, now,
   live, other, #events, repaired}
-""".replace("@EVENT_FIELDS@", ", ".join(f"'{f}'" for f in EVENT_FIELDS))
+""".replace("@EVENT_FIELDS@", ", ".join(f"'{f}'" for f in EVENT_FIELDS)).replace(
+    "@REPAIR@", repair_types("hash", "stream", "hash", "hash")
+)
 
 
 @dataclass(frozen=True, slots=True)

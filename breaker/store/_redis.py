@@ -40,6 +40,7 @@ from breaker.store._contract import (
     votes_key,
 )
 from breaker.store._fleet import FLEET_SCRIPT, VoteItem, VoteOutcome, verdict_from_reply
+from breaker.store._lua import repair_types
 
 # One atomic step per breaker, all keys in the `{name}` slot (Cluster-safe):
 #  - a key of the wrong type (a foreign edit) is deleted, so it hurts only its own breaker;
@@ -52,15 +53,7 @@ from breaker.store._fleet import FLEET_SCRIPT, VoteItem, VoteOutcome, verdict_fr
 # for a refresh: updated; for a full write: nfields, fields..., nevents, then per event:
 # nkv, kv..., json.
 _WRITE_SCRIPT = """
-local repaired = 0
-for k, want in ipairs({'hash', 'stream', 'hash'}) do
-  local t = redis.call('TYPE', KEYS[k]).ok
-  if t ~= 'none' and t ~= want then
-    redis.call('DEL', KEYS[k])
-    repaired = 1
-  end
-end
-local hash_epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch'))
+@REPAIR@local hash_epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch'))
 local stored = tonumber(redis.call('HGET', KEYS[3], 'epoch'))
 if hash_epoch and (not stored or hash_epoch > stored) then
   stored = hash_epoch
@@ -99,7 +92,9 @@ for _ = 1, nevents do
   i = i + 1
 end
 return {1, epoch, repaired}
-""".replace("@OWNED@", ", ".join(f"'{f}'" for f in OWNED_FIELDS))
+""".replace("@OWNED@", ", ".join(f"'{f}'" for f in OWNED_FIELDS)).replace(
+    "@REPAIR@", repair_types("hash", "stream", "hash")
+)
 
 # What each Redis-wide failure means for an operator, logged once when it starts.
 HINTS = {
