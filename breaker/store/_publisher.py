@@ -168,10 +168,17 @@ class Publisher:
                     self._dirty.add(outcome.name)
                     self._wake.set()
                 elif not outcome.written:
-                    log.warning(
-                        "store.stale_epoch",
-                        extra={"breaker": outcome.name, "stored_epoch": outcome.stored_epoch},
-                    )
+                    if (outcome.name, "stale") not in self._logged:  # once: a fight repeats
+                        self._logged.add((outcome.name, "stale"))
+                        log.warning(
+                            "store.stale_epoch",
+                            extra={
+                                "breaker": outcome.name,
+                                "stored_epoch": outcome.stored_epoch,
+                                "hint": "if several sidecars publish this breaker, give "
+                                "each a [cluster] section so they vote instead of fighting",
+                            },
+                        )
                     self.on_stale(outcome.name, outcome.stored_epoch)
         if not self._dirty:
             self._flushed.set()
