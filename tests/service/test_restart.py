@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 import redis.asyncio as aioredis
 
+from breaker._config import ClusterConfig, Settings
 from breaker.core import State
 from breaker.service import Service
 from tests.support.procs import RedisServer
@@ -65,10 +67,18 @@ async def test_force_and_epoch_survive_a_restart_after_the_hash_expired(
         await second.stop()
 
 
+def voting(settings: Settings, cluster: bool) -> Settings:
+    """The same settings, alone or as observer `a` of a fleet ([cluster])."""
+    if not cluster:
+        return settings
+    return settings.model_copy(update={"cluster": ClusterConfig(observer="a")})
+
+
+@pytest.mark.parametrize("cluster", [False, True], ids=["alone", "observer"])
 async def test_a_restart_during_an_outage_never_publishes_closed(
-    redis_server: RedisServer,
+    redis_server: RedisServer, cluster: bool
 ) -> None:
-    settings = settings_for(redis_server.url)
+    settings = voting(settings_for(redis_server.url), cluster)
     probes = ScriptedProbes()
     first = Service(settings, probe_factory=probes)
     await first.start()
@@ -89,8 +99,11 @@ async def test_a_restart_during_an_outage_never_publishes_closed(
         await second.stop()
 
 
-async def test_a_restart_during_half_open_resumes_the_ramp(redis_server: RedisServer) -> None:
-    settings = settings_for(redis_server.url, slow_start=4.0)
+@pytest.mark.parametrize("cluster", [False, True], ids=["alone", "observer"])
+async def test_a_restart_during_half_open_resumes_the_ramp(
+    redis_server: RedisServer, cluster: bool
+) -> None:
+    settings = voting(settings_for(redis_server.url, slow_start=4.0), cluster)
     probes = ScriptedProbes()
     first = Service(settings, probe_factory=probes)
     await first.start()
