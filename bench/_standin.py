@@ -79,7 +79,10 @@ async def _main(first: int, count: int, ready: Path) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    ready.write_text("\n".join(map(str, ports)) + "\n")  # noqa: ASYNC240 - once, at start
+    # Atomically: a reader that sees the file must see every port (rename after write).
+    partial = ready.with_suffix(".partial")
+    partial.write_text("\n".join(map(str, ports)) + "\n")
+    partial.replace(ready)
     await stop.wait()
     for target in targets:
         if target.transport is not None:
