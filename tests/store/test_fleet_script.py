@@ -103,3 +103,28 @@ async def test_garbage_votes_are_dropped(redis_server) -> None:  # type: ignore[
     assert out.live == 1 and out.verdict.state is State.CLOSED, out  # type: ignore[attr-defined]
     assert redis_server.cli("HKEYS", "breaker:{presence}:votes") == "a"
     await store.aclose()
+
+
+async def test_a_fleet_force_expires_by_itself_once(redis_server) -> None:  # type: ignore[no-untyped-def]
+    store = RedisStore(RedisConfig(url=redis_server.url))
+    op = ForceOp("set", State.OPEN, 0.2, "alice", "short")
+    out = await cast(store, vote("a", State.CLOSED, force_op=op))
+    assert out.verdict.state is State.OPEN  # type: ignore[attr-defined]
+    await asyncio.sleep(0.3)
+    for observer in ("b", "a"):
+        out = await cast(store, vote(observer, State.CLOSED))
+        assert out.verdict.state is State.CLOSED and out.verdict.force is None, out  # type: ignore[attr-defined]
+    log = redis_server.cli("XRANGE", "breaker:{presence}:log", "-", "+")
+    assert log.count("expire") == 1, f"expected one expire event, saw {log.count('expire')}"
+    await store.aclose()
+
+
+async def test_every_vote_rewrites_a_foreign_edit(redis_server) -> None:  # type: ignore[no-untyped-def]
+    store = RedisStore(RedisConfig(url=redis_server.url))
+    await cast(store, vote("a", State.CLOSED))
+    redis_server.cli("HSET", "breaker:{presence}", "state", "open", "admit", "0")
+    out = await cast(store, vote("a", State.CLOSED))
+    assert out.verdict.state is State.CLOSED  # type: ignore[attr-defined]
+    assert redis_server.cli("HGET", "breaker:{presence}", "state") == "closed"
+    assert redis_server.cli("HGET", "breaker:{presence}", "admit") == "100"
+    await store.aclose()
