@@ -1,5 +1,6 @@
 """Redis adapter: the contract, the client and the publisher that keeps it current."""
 
+from breaker.store._connect import RedisClient, connect
 from breaker.store._contract import (
     CONTRACT_VERSION,
     event_dict,
@@ -10,11 +11,12 @@ from breaker.store._contract import (
     state_key,
 )
 from breaker.store._publisher import Publisher
-from breaker.store._redis import RedisStore, WriteItem, WriteOutcome, connect
+from breaker.store._redis import RedisStore, WriteItem, WriteOutcome
 
 __all__ = [
     "CONTRACT_VERSION",
     "Publisher",
+    "RedisClient",
     "RedisStore",
     "WriteItem",
     "WriteOutcome",

@@ -1,0 +1,230 @@
+"""Redis Sentinel and Redis Cluster for tests, from Debian's redis-server and redis-sentinel.
+
+Everything listens on ephemeral loopback ports and lives in a temp dir; `stop()`
+ends every process this module started (by its own process group, never by name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+
+from tests.support.procs import Proc, free_port, port_open, wait_until
+
+MASTER_NAME = "breaker"
+
+
+def _server(workdir: Path, port: int, *extra: str) -> Proc:
+    workdir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+        *extra,
+    ]
+    proc = Proc(argv, workdir / "redis.log")
+    wait_until(lambda: port_open(port), 10, what=f"redis-server on port {port}")
+    return proc
+
+
+def _cli(port: int, *args: str, timeout: float = 20) -> str:
+    return subprocess.run(
+        ["redis-cli", "-p", str(port), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=timeout,
+    ).stdout.strip()
+
+
+class SentinelSet:
+    """One master, one replica, three sentinels watching MASTER_NAME.
+
+    Failover is made fast: down-after-milliseconds 1000, failover-timeout 2000.
+    """
+
+    def __init__(self, workdir: Path, down_after_ms: int = 1000) -> None:
+        self.workdir = workdir
+        self.down_after_ms = down_after_ms
+        self.data_ports = [free_port(), free_port()]
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.data: dict[int, Proc] = {}
+        self.sentinels: list[Proc] = []
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{MASTER_NAME}/0"
+
+    @property
+    def ndb_redis_spec(self) -> str:
+        """The ndb_redis server spec for Kamailio (name=breaker)."""
+        sentinels = ";".join(f"sentinel=127.0.0.1:{p}" for p in self.sentinel_ports)
+        return f"name=breaker;sentinel_group={MASTER_NAME};sentinel_master=1;{sentinels}"
+
+    def start(self) -> SentinelSet:
+        master, replica = self.data_ports
+        self.data[master] = _server(self.workdir / f"redis-{master}", master)
+        self.data[replica] = _server(
+            self.workdir / f"redis-{replica}", replica, "--replicaof", "127.0.0.1", str(master)
+        )
+        wait_until(
+            lambda: "master_link_status:up" in _cli(replica, "INFO", "replication"),
+            10,
+            what="replica in sync",
+        )
+        for port in self.sentinel_ports:
+            conf = self.workdir / f"sentinel-{port}" / "sentinel.conf"
+            conf.parent.mkdir(parents=True, exist_ok=True)
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {conf.parent}\n"
+                f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master} 2\n"
+                f"sentinel down-after-milliseconds {MASTER_NAME} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {MASTER_NAME} 2000\n"
+                f"sentinel parallel-syncs {MASTER_NAME} 1\n"
+            )
+            self.sentinels.append(Proc(["redis-sentinel", str(conf)], conf.parent / "log"))
+        for port in self.sentinel_ports:
+            wait_until(lambda p=port: self._sentinel_sees_all(p), 20, what=f"sentinel {port} ready")
+        return self
+
+    def _sentinel_sees_all(self, port: int) -> bool:
+        if not port_open(port):
+            return False
+        try:
+            fields = self.sentinel_client(port).sentinel_master(MASTER_NAME)
+        except redis.RedisError:
+            return False
+        return int(fields.get("num-other-sentinels", 0)) == 2 and int(
+            fields.get("num-slaves", 0)
+        ) == 1
+
+    def sentinel_client(self, port: int | None = None) -> redis.Redis:
+        return redis.Redis(
+            port=port or self.sentinel_ports[0], decode_responses=True, socket_timeout=2
+        )
+
+    def master_port(self) -> int:
+        _, port = self.sentinel_client().sentinel_get_master_addr_by_name(MASTER_NAME)
+        return int(port)
+
+    def client(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, decode_responses=True, socket_timeout=2)
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one data node: no goodbye, sockets reset by the kernel."""
+        proc = self.data[port]
+        proc.signal(signal.SIGKILL)
+        proc.popen.wait(5)
+
+    def stop(self) -> None:
+        for proc in [*self.sentinels, *self.data.values()]:
+            proc.stop()
+
+
+class ClusterSet:
+    """A three-master Redis Cluster (no replicas), created with redis-cli --cluster create."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.ports = [free_port() for _ in range(3)]
+        self.nodes: list[Proc] = []
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def start(self) -> ClusterSet:
+        for port in self.ports:
+            self.nodes.append(
+                _server(
+                    self.workdir / f"node-{port}",
+                    port,
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    str(self.workdir / f"node-{port}" / "nodes.conf"),
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--cluster-port",  # the default, port + 10000, may be out of range
+                    str(free_port()),
+                )
+            )
+        _cli(
+            self.ports[0],
+            "--cluster",
+            "create",
+            *(f"127.0.0.1:{p}" for p in self.ports),
+            "--cluster-replicas",
+            "0",
+            "--cluster-yes",
+        )
+        for port in self.ports:
+            wait_until(
+                lambda p=port: "cluster_state:ok" in _cli(p, "CLUSTER", "INFO"),
+                20,
+                what=f"cluster state ok on {port}",
+            )
+        return self
+
+    def client(self) -> redis.RedisCluster:
+        return redis.RedisCluster(
+            host="127.0.0.1", port=self.ports[0], decode_responses=True, socket_timeout=2
+        )
+
+    def port_for(self, key: str) -> int:
+        """The node whose slots hold `key`."""
+        node = self.client().get_node_from_key(key)
+        return int(node.port)
+
+    def stop(self) -> None:
+        for proc in self.nodes:
+            proc.stop()
+
+
+@contextlib.contextmanager
+def sentinel_set(workdir: Path) -> Iterator[SentinelSet]:
+    ha = SentinelSet(workdir)
+    try:
+        yield ha.start()
+    finally:
+        ha.stop()
+
+
+@contextlib.contextmanager
+def cluster_set(workdir: Path) -> Iterator[ClusterSet]:
+    cluster = ClusterSet(workdir)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+def wait_switch_master(sentinel: redis.Redis, within: float) -> tuple[float, int]:
+    """Block on a sentinel's +switch-master; (monotonic time seen, new master port)."""
+    pubsub = sentinel.pubsub()
+    try:
+        pubsub.subscribe("+switch-master")
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.05)
+            if message and message["type"] == "message":
+                # "<name> <old-ip> <old-port> <new-ip> <new-port>"
+                return time.monotonic(), int(str(message["data"]).split()[4])
+        raise AssertionError(f"no +switch-master within {within}s")
+    finally:
+        pubsub.close()
