@@ -109,9 +109,9 @@ class SentinelSet:
             fields = self.sentinel_client(port).sentinel_master(MASTER_NAME)
         except redis.RedisError:
             return False
-        return int(fields.get("num-other-sentinels", 0)) == 2 and int(
-            fields.get("num-slaves", 0)
-        ) == 1
+        return (
+            int(fields.get("num-other-sentinels", 0)) == 2 and int(fields.get("num-slaves", 0)) == 1
+        )
 
     def sentinel_client(self, port: int | None = None) -> redis.Redis:
         return redis.Redis(

@@ -1,0 +1,152 @@
+"""Redis Sentinel: SIGKILL the master under a real sidecar and a real Kamailio proxy.
+
+One master, one replica, three sentinels (down-after-milliseconds 1000). The
+sidecar uses `redis+sentinel://`, Kamailio ndb_redis's sentinel server spec
+(BREAKER_REDIS_SENTINEL) with BREAKER_FAIL_MODE=last.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.kamailio.harness import PROXY_CFG, Kamailio, Responder, proxy_defines
+from tests.support.procs import free_port_both, wait_until
+from tests.support.redis_ha import SentinelSet, wait_switch_master
+from tests.support.sidecar import Sidecar
+
+KEY = "breaker:{presence}"
+PUBLISH_WITHIN = 5.0  # promotion -> first write on the new master (issue 8)
+
+
+@dataclass
+class Watch:
+    """Samples /readyz and the new master's `updated` field from a thread, every 20 ms.
+
+    The first write on the new master is the first `updated` stamped after the kill:
+    anything older was replicated from the old master.
+    """
+
+    sidecar: Sidecar
+    new_master: redis.Redis
+    killed_wall: float = float("inf")
+    readyz: list[tuple[float, int]] = field(default_factory=list)
+    first_write: float | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        with httpx.Client(timeout=0.5) as http:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                try:
+                    self.readyz.append((now, http.get(f"{self.sidecar.url}/readyz").status_code))
+                except httpx.HTTPError:
+                    self.readyz.append((now, 0))
+                if self.first_write is None:
+                    try:
+                        updated = self.new_master.hget(KEY, "updated")
+                    except redis.RedisError:
+                        updated = None
+                    if updated is not None and float(updated) > self.killed_wall:
+                        self.first_write = time.monotonic()
+                self.stop.wait(0.02)
+
+
+@pytest.fixture
+def chain(
+    tmp_path: Path, sentinel: SentinelSet, responder: Responder
+) -> Iterator[tuple[Sidecar, Kamailio]]:
+    (tmp_path / "sidecar").mkdir()
+    sidecar = Sidecar(
+        tmp_path / "sidecar", sentinel.url, f"sip:127.0.0.1:{responder.port};transport=udp"
+    )
+    port = free_port_both()
+    # One sentinel only: Kamailio 5.6.3's ndb_redis connects to a sentinel when given several.
+    spec = f"127.0.0.1:{sentinel.sentinel_ports[0]}"
+    defines = proxy_defines(
+        port,
+        responder.port,
+        0,  # REDIS_SERVER is not used when BREAKER_REDIS_SENTINEL is defined
+        BREAKER_REDIS_SENTINEL=f'"{spec}"',
+        BREAKER_REDIS_MASTER='"breaker"',
+        BREAKER_FAIL_MODE='"last"',
+    )
+    proxy = Kamailio(PROXY_CFG, tmp_path / "proxy", port, defines, name="proxy")
+    try:
+        sidecar.start()
+        proxy.start()
+        yield sidecar, proxy
+    finally:
+        proxy.stop()
+        sidecar.stop()
+
+
+def test_master_sigkill_sidecar_and_kamailio_follow_the_new_master(
+    chain: tuple[Sidecar, Kamailio], sentinel: SentinelSet
+) -> None:
+    sidecar, proxy = chain
+    old_port, new_port = sentinel.data_ports
+    old, new = sentinel.client(old_port), sentinel.client(new_port)
+    wait_until(lambda: sidecar.get("/readyz").status_code == 200, 10, what="sidecar ready")
+    forced = sidecar.put(
+        "/v1/breakers/presence/force", {"state": "open", "ttl": 300, "reason": "failover drill"}
+    )
+    assert forced.status_code == 200, forced.text
+    proxy.wait_verdict(timeout=10, state="open", source="redis")
+    # Replication is asynchronous: make sure the replica has the force before the kill.
+    wait_until(lambda: new.hget(KEY, "forced") == "open", 5, what="force on the replica")
+    assert old.wait(1, 2000) == 1, "expected the replica to acknowledge the writes"
+
+    watch = Watch(sidecar, new)
+    switch: list[tuple[float, int]] = []
+    sentinel_client = sentinel.sentinel_client()
+    listener = threading.Thread(
+        target=lambda: switch.append(wait_switch_master(sentinel_client, 30)), daemon=True
+    )
+    listener.start()
+    sampler = threading.Thread(target=watch.run, daemon=True)
+    sampler.start()
+    time.sleep(0.2)  # let the listener subscribe before the event it waits for
+    watch.killed_wall = time.time()
+    sentinel.kill(old_port)
+    killed_at = time.monotonic()
+    listener.join(35)
+    assert switch, "expected +switch-master from a sentinel within 30 s"
+    switched_at, promoted = switch[0]
+    assert promoted == new_port, f"expected the replica {new_port} promoted, got {promoted}"
+    wait_until(lambda: watch.first_write is not None, 15, what="first write on the new master")
+    wait_until(lambda: watch.readyz[-1][1] == 200, 5, what="/readyz 200 after the failover")
+    watch.stop.set()
+    sampler.join(5)
+    assert watch.first_write is not None
+    lag = watch.first_write - switched_at
+    print(
+        f"failover: kill->switch {switched_at - killed_at:.2f}s, "
+        f"switch->first write {lag:.2f}s, kill->first write {watch.first_write - killed_at:.2f}s"
+    )
+    assert lag <= PUBLISH_WITHIN, f"first write {lag:.2f}s after the promotion, want <= 5 s"
+
+    gap = [code for t, code in watch.readyz if killed_at < t < watch.first_write]
+    assert 503 in gap, f"expected /readyz 503 while there was no master, saw {set(gap)}"
+
+    state = new.hgetall(KEY)
+    assert (state.get("forced"), state.get("state")) == ("open", "open"), (
+        f"expected the force to survive on the new master, got {state}"
+    )
+    # Kamailio keeps its verdict through the gap (fail mode last) ...
+    held = [v for v in proxy.verdicts() if v.matches(source="fallback")]
+    assert held, "expected Kamailio to see the gap (a fallback verdict line)"
+    assert all(v["state"] == "open" for v in held), f"fail mode last must hold open: {held}"
+    # ... and reads the new master: a release written there reaches it.
+    released = sidecar.delete("/v1/breakers/presence/force")
+    assert released.status_code == 200, released.text
+    proxy.wait_verdict(timeout=10, state="closed", source="redis")
+    assert sidecar.proc is not None
+    assert "Traceback" not in sidecar.proc.output(), sidecar.proc.output()[-3000:]
