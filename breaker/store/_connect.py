@@ -153,7 +153,9 @@ class _ScriptPipeline(ClusterPipeline):
         super().__init__(client)
         self.owner = client
 
-    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        # Queue and return; awaiting the pipeline itself would re-initialize it and
+        # drop the queue, so AsyncScript gets this coroutine to await instead.
         return self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)
 
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:

@@ -186,6 +186,9 @@ class ClusterSet:
             host="127.0.0.1", port=self.ports[0], decode_responses=True, socket_timeout=2
         )
 
+    def node(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, decode_responses=True, socket_timeout=2)
+
     def port_for(self, key: str) -> int:
         """The node whose slots hold `key`."""
         node = self.client().get_node_from_key(key)
