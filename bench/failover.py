@@ -1,0 +1,149 @@
+"""Failover: SIGKILL the Sentinel master → the sidecar's first write on the new master.
+
+Real parts: one master, one replica, three sentinels (redis-server/redis-sentinel,
+down-after-milliseconds 1000, failover-timeout 2000), and the sidecar on
+`redis+sentinel://` writing one breaker every 0.2 s. Each round builds a fresh set.
+
+  kill → switch:        SIGKILL to the first `+switch-master` seen on a sentinel;
+  switch → first write: `+switch-master` to the first verdict hash on the new master
+                        stamped (`updated`) after the kill, polled every 10 ms.
+
+Baseline, same rounds: an eager writer in this process (redis-py Sentinel client,
+SET every 10 ms, no backoff), the fastest any client could land on the new master.
+Goal: the sidecar writes within 5 s of the promotion (issue 8).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.sentinel import Sentinel
+
+from bench._common import Result, median
+from breaker.lab._procs import require
+from tests.support.procs import free_port
+from tests.support.redis_ha import MASTER_NAME, SentinelSet, wait_switch_master
+from tests.support.sidecar import Sidecar
+
+KEY = "breaker:{presence}"
+GOAL_S = 5.0
+
+
+class _Eager(threading.Thread):
+    """SET every 10 ms through Sentinel; remembers the first success after `armed`."""
+
+    def __init__(self, ha: SentinelSet) -> None:
+        super().__init__(daemon=True)
+        self.sentinel = Sentinel([("127.0.0.1", p) for p in ha.sentinel_ports], socket_timeout=0.2)
+        self.armed = float("inf")  # wall time of the kill
+        self.first: float | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        master = self.sentinel.master_for(
+            MASTER_NAME, socket_timeout=0.2, socket_connect_timeout=0.2
+        )
+        while not self.stop.is_set():
+            try:
+                master.set("bench:eager", "1")
+                if time.time() > self.armed and self.first is None:
+                    self.first = time.monotonic()
+            except redis.RedisError:
+                pass
+            self.stop.wait(0.01)
+
+
+def _round(workdir: Path) -> dict[str, Any]:
+    ha = SentinelSet(workdir / "ha")
+    sidecar: Sidecar | None = None
+    eager: _Eager | None = None
+    try:
+        ha.start()
+        (workdir / "sidecar").mkdir(parents=True)
+        # The target only needs to answer; a sentinel's TCP port does.
+        sidecar = Sidecar(workdir / "sidecar", ha.url, f"tcp://127.0.0.1:{free_port()}")
+        sidecar.start()
+        old_port, new_port = ha.data_ports
+        new = ha.client(new_port)
+        deadline = time.monotonic() + 10
+        while new.hget(KEY, "updated") is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the sidecar never wrote through Sentinel")
+            time.sleep(0.05)
+        eager = _Eager(ha)
+        eager.start()
+        switch: list[tuple[float, int]] = []
+        listener = threading.Thread(
+            target=lambda: switch.append(wait_switch_master(ha.sentinel_client(), 30)),
+            daemon=True,
+        )
+        listener.start()
+        time.sleep(0.2)  # subscribed before the event
+        killed_wall = time.time()
+        eager.armed = killed_wall
+        ha.kill(old_port)
+        killed = time.monotonic()
+        first: float | None = None
+        deadline = time.monotonic() + 30
+        while first is None and time.monotonic() < deadline:
+            try:
+                updated = new.hget(KEY, "updated")
+            except redis.RedisError:
+                updated = None
+            if updated is not None and float(updated) > killed_wall:
+                first = time.monotonic()
+            time.sleep(0.01)
+        listener.join(30)
+        if not switch or first is None:
+            raise RuntimeError("no promotion or no write on the new master within 30 s")
+        switched = switch[0][0]
+        eager_first = eager.first
+        return {
+            "kill_to_switch_s": round(switched - killed, 3),
+            "switch_to_first_write_s": round(first - switched, 3),
+            "kill_to_first_write_s": round(first - killed, 3),
+            "eager_switch_to_first_write_s": (
+                round(eager_first - switched, 3) if eager_first is not None else None
+            ),
+        }
+    finally:
+        if eager is not None:
+            eager.stop.set()
+            eager.join(2)
+        if sidecar is not None:
+            sidecar.stop()
+        ha.stop()
+
+
+def run(quick: bool, workdir: Path) -> Result:
+    started = time.monotonic()
+    require("redis-server", "redis-sentinel", "redis-cli")
+    rounds = [_round(workdir / f"round-{i}") for i in range(2 if quick else 5)]
+    lag = median([r["switch_to_first_write_s"] for r in rounds])
+    eager = median(
+        [r["eager_switch_to_first_write_s"] for r in rounds if r["eager_switch_to_first_write_s"]]
+    )
+    promotion = median([r["kill_to_switch_s"] for r in rounds])
+    total = median([r["kill_to_first_write_s"] for r in rounds])
+    result = Result(
+        "failover",
+        "Sentinel failover: master SIGKILL → first write on the new master",
+        f"the sidecar writes to the new master within {GOAL_S:g} s of the promotion",
+        quick,
+        met=max(r["switch_to_first_write_s"] for r in rounds) <= GOAL_S,
+        summary=(
+            f"promotion → first write {lag:.2f} s median (eager writer {eager:.2f} s); "
+            f"kill → promotion {promotion:.2f} s; kill → first write {total:.2f} s"
+        ),
+        data={"rounds": rounds, "median_switch_to_first_write_s": lag},
+    )
+    result.notes.append(
+        "the sidecar's lag after the promotion is its publisher's retry backoff "
+        "(0.1 s doubling, capped at 5 s) still running when the new master appears"
+    )
+    result.duration_s = time.monotonic() - started
+    return result
