@@ -53,8 +53,8 @@ def connect(cfg: RedisConfig) -> RedisClient:
     auth: dict[str, Any] = {}
     if url.username is not None:
         auth["username"] = url.username
-    if password is not None or url.password is not None:
-        auth["password"] = password if password is not None else url.password
+    if url.password is not None or password is not None:  # the URL wins, as redis:// does
+        auth["password"] = url.password if url.password is not None else password
     if url.mode == "cluster":
         return _Cluster(
             startup_nodes=[ClusterNode(host, port) for host, port in url.nodes],

@@ -140,11 +140,13 @@ def test_master_sigkill_sidecar_and_kamailio_follow_the_new_master(
     assert (state.get("forced"), state.get("state")) == ("open", "open"), (
         f"expected the force to survive on the new master, got {state}"
     )
-    # Kamailio keeps its verdict through the gap (fail mode last) ...
+    # Kamailio keeps its verdict through the gap (fail mode last), then reads the new master ...
+    proxy.wait_verdict(timeout=10, state="open", source="redis")
+    print(f"failover: kill->kamailio reads the new master {time.monotonic() - killed_at:.2f}s")
     held = [v for v in proxy.verdicts() if v.matches(source="fallback")]
     assert held, "expected Kamailio to see the gap (a fallback verdict line)"
     assert all(v["state"] == "open" for v in held), f"fail mode last must hold open: {held}"
-    # ... and reads the new master: a release written there reaches it.
+    # ... and it is the new master it reads: a release written there reaches it.
     released = sidecar.delete("/v1/breakers/presence/force")
     assert released.status_code == 200, released.text
     proxy.wait_verdict(timeout=10, state="closed", source="redis")
