@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kamailio.harness import Responder
+from tests.kamailio.conftest import responder  # noqa: F401  (the fixture, shared)
 from tests.support.redis_ha import ClusterSet, SentinelSet, cluster_set, sentinel_set
 
 
@@ -30,12 +30,3 @@ def sentinel(tmp_path: Path) -> Iterator[SentinelSet]:
 def cluster(tmp_path: Path) -> Iterator[ClusterSet]:
     with cluster_set(tmp_path / "cluster") as nodes:
         yield nodes
-
-
-@pytest.fixture
-def responder(tmp_path: Path) -> Iterator[Responder]:
-    stand_in = Responder(tmp_path / "responder").start()
-    try:
-        yield stand_in
-    finally:
-        stand_in.stop()

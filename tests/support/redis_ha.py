@@ -15,30 +15,13 @@ from pathlib import Path
 
 import redis
 
-from tests.support.procs import Proc, free_port, port_open, wait_until
+from tests.support.procs import Proc, RedisServer, free_port, port_open, wait_until
 
 MASTER_NAME = "breaker"
 
 
-def _server(workdir: Path, port: int, *extra: str) -> Proc:
-    workdir.mkdir(parents=True, exist_ok=True)
-    argv = [
-        "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(workdir),
-        *extra,
-    ]
-    proc = Proc(argv, workdir / "redis.log")
-    wait_until(lambda: port_open(port), 10, what=f"redis-server on port {port}")
-    return proc
+def _server(workdir: Path, port: int, *extra: str) -> RedisServer:
+    return RedisServer(workdir, port).start(*extra)
 
 
 def _cli(port: int, *args: str, timeout: float = 20) -> str:
@@ -62,7 +45,7 @@ class SentinelSet:
         self.down_after_ms = down_after_ms
         self.data_ports = [free_port(), free_port()]
         self.sentinel_ports = [free_port() for _ in range(3)]
-        self.data: dict[int, Proc] = {}
+        self.data: dict[int, RedisServer] = {}
         self.sentinels: list[Proc] = []
 
     @property
@@ -127,13 +110,16 @@ class SentinelSet:
 
     def kill(self, port: int) -> None:
         """SIGKILL one data node: no goodbye, sockets reset by the kernel."""
-        proc = self.data[port]
+        proc = self.data[port].proc
+        assert proc is not None
         proc.signal(signal.SIGKILL)
         proc.popen.wait(5)
 
     def stop(self) -> None:
-        for proc in [*self.sentinels, *self.data.values()]:
-            proc.stop()
+        for sentinel in self.sentinels:
+            sentinel.stop()
+        for server in self.data.values():
+            server.stop()
 
 
 class ClusterSet:
@@ -142,7 +128,7 @@ class ClusterSet:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.ports = [free_port() for _ in range(3)]
-        self.nodes: list[Proc] = []
+        self.nodes: list[RedisServer] = []
 
     @property
     def url(self) -> str:
