@@ -7,6 +7,7 @@ sidecar uses `redis+sentinel://`, Kamailio ndb_redis's sentinel server spec
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -17,10 +18,15 @@ import httpx
 import pytest
 import redis
 
+from breaker._config import RedisConfig
+from breaker._errors import StoreUnavailable
+from breaker.store import RedisStore
 from tests.kamailio.harness import PROXY_CFG, Kamailio, Responder, proxy_defines
 from tests.support.procs import free_port_both, wait_until
-from tests.support.redis_ha import SentinelSet, wait_switch_master
+from tests.support.redis_ha import SentinelSet, sentinel_set, wait_switch_master
 from tests.support.sidecar import Sidecar
+from tests.support.tls import self_signed
+from tests.support.waiting import eventually
 
 KEY = "breaker:{presence}"
 PUBLISH_WITHIN = 5.0  # promotion -> first write on the new master (issue 8)
@@ -152,3 +158,37 @@ def test_master_sigkill_sidecar_and_kamailio_follow_the_new_master(
     proxy.wait_verdict(timeout=10, state="closed", source="redis")
     assert sidecar.proc is not None
     assert "Traceback" not in sidecar.proc.output(), sidecar.proc.output()[-3000:]
+
+
+async def test_sidecar_reaches_the_master_through_tls_sentinels_with_passwords(
+    tmp_path: Path, responder: Responder
+) -> None:
+    cert, key = self_signed(tmp_path)
+    secret = tmp_path / "sentinel-password"
+    secret.write_text("sentinel-pw\n")
+    with sentinel_set(
+        tmp_path / "tls", tls=(cert, key), password="master-pw", sentinel_password="sentinel-pw"
+    ) as ha:
+        # Without the sentinels' password the master cannot even be found.
+        store = RedisStore(RedisConfig(url=ha.url, ssl_ca_file=cert))
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.ping()
+        finally:
+            await store.aclose()
+        (tmp_path / "sidecar").mkdir()
+        sidecar = Sidecar(
+            tmp_path / "sidecar",
+            ha.url,
+            f"sip:127.0.0.1:{responder.port};transport=udp",
+            redis={"ssl_ca_file": str(cert), "sentinel_password_file": str(secret)},
+        )
+        try:
+            await asyncio.to_thread(sidecar.start)
+            master = ha.client(ha.data_ports[0])
+            await eventually(lambda: master.hget(KEY, "state") == "closed", 10, "verdict on master")
+            assert sidecar.get("/readyz").status_code == 200
+        finally:
+            sidecar.stop()
+        log = (sidecar.workdir / "sidecar.log").read_text()
+        assert "master-pw" not in log and "sentinel-pw" not in log, "a password in the log"

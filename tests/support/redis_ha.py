@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -38,11 +39,24 @@ class SentinelSet:
     """One master, one replica, three sentinels watching MASTER_NAME.
 
     Failover is made fast: down-after-milliseconds 1000, failover-timeout 2000.
+    `tls` (cert, key; the cert is its own CA) puts every node and sentinel on TLS
+    only; `password` protects master and replica, `sentinel_password` the sentinels.
     """
 
-    def __init__(self, workdir: Path, down_after_ms: int = 1000) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        down_after_ms: int = 1000,
+        *,
+        tls: tuple[Path, Path] | None = None,
+        password: str | None = None,
+        sentinel_password: str | None = None,
+    ) -> None:
         self.workdir = workdir
         self.down_after_ms = down_after_ms
+        self.tls = tls
+        self.password = password
+        self.sentinel_password = sentinel_password
         self.data_ports = [free_port(), free_port()]
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.data: dict[int, RedisServer] = {}
@@ -50,40 +64,89 @@ class SentinelSet:
 
     @property
     def url(self) -> str:
+        scheme = "rediss+sentinel" if self.tls else "redis+sentinel"
+        auth = f":{self.password}@" if self.password else ""
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
-        return f"redis+sentinel://{hosts}/{MASTER_NAME}/0"
+        return f"{scheme}://{auth}{hosts}/{MASTER_NAME}/0"
 
-    @property
-    def ndb_redis_spec(self) -> str:
-        """The ndb_redis server spec for Kamailio (name=breaker)."""
-        sentinels = ";".join(f"sentinel=127.0.0.1:{p}" for p in self.sentinel_ports)
-        return f"name=breaker;sentinel_group={MASTER_NAME};sentinel_master=1;{sentinels}"
+    def _tls_lines(self, port: int) -> list[str]:
+        if self.tls is None:
+            return [f"port {port}"]
+        cert, key = self.tls
+        return [
+            "port 0",
+            f"tls-port {port}",
+            f"tls-cert-file {cert}",
+            f"tls-key-file {key}",
+            f"tls-ca-cert-file {cert}",
+            "tls-auth-clients no",
+            "tls-replication yes",
+        ]
+
+    def _server_options(self, port: int) -> list[str]:
+        argv: list[str] = []
+        for line in self._tls_lines(port):  # "tls-port 7000" -> "--tls-port", "7000"
+            key, value = line.split(" ", 1)
+            argv += [f"--{key}", value]
+        if self.password:
+            argv += ["--requirepass", self.password, "--masterauth", self.password]
+        return [*argv, "--repl-diskless-sync-delay", "0"]  # default: wait 5 s for more replicas
 
     def start(self) -> SentinelSet:
         master, replica = self.data_ports
-        self.data[master] = _server(self.workdir / f"redis-{master}", master)
+        self.data[master] = _server(
+            self.workdir / f"redis-{master}", master, *self._server_options(master)
+        )
         self.data[replica] = _server(
-            self.workdir / f"redis-{replica}", replica, "--replicaof", "127.0.0.1", str(master)
+            self.workdir / f"redis-{replica}",
+            replica,
+            *self._server_options(replica),
+            "--replicaof",
+            "127.0.0.1",
+            str(master),
         )
-        wait_until(
-            lambda: "master_link_status:up" in _cli(replica, "INFO", "replication"),
-            10,
-            what="replica in sync",
-        )
+        wait_until(self._replica_in_sync, 10, what="replica in sync")
+        # Each sentinel is told its id, the replica and the other sentinels up front, so
+        # the set is ready at once instead of after a few hello/INFO rounds.
+        ids = {port: f"{port:040x}" for port in self.sentinel_ports}
         for port in self.sentinel_ports:
             conf = self.workdir / f"sentinel-{port}" / "sentinel.conf"
             conf.parent.mkdir(parents=True, exist_ok=True)
-            conf.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {conf.parent}\n"
-                f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master} 2\n"
-                f"sentinel down-after-milliseconds {MASTER_NAME} {self.down_after_ms}\n"
-                f"sentinel failover-timeout {MASTER_NAME} 2000\n"
-                f"sentinel parallel-syncs {MASTER_NAME} 1\n"
-            )
+            lines = [
+                *self._tls_lines(port),
+                "bind 127.0.0.1",
+                f"dir {conf.parent}",
+                f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master} 2",
+                f"sentinel down-after-milliseconds {MASTER_NAME} {self.down_after_ms}",
+                f"sentinel failover-timeout {MASTER_NAME} 2000",
+                f"sentinel parallel-syncs {MASTER_NAME} 1",
+                f"sentinel myid {ids[port]}",
+                f"sentinel known-replica {MASTER_NAME} 127.0.0.1 {replica}",
+                *(
+                    f"sentinel known-sentinel {MASTER_NAME} 127.0.0.1 {other} {ids[other]}"
+                    for other in self.sentinel_ports
+                    if other != port
+                ),
+            ]
+            if self.password:
+                lines.append(f"sentinel auth-pass {MASTER_NAME} {self.password}")
+            if self.sentinel_password:
+                lines += [
+                    f"requirepass {self.sentinel_password}",
+                    f"sentinel sentinel-pass {self.sentinel_password}",
+                ]
+            conf.write_text("\n".join(lines) + "\n")
             self.sentinels.append(Proc(["redis-sentinel", str(conf)], conf.parent / "log"))
         for port in self.sentinel_ports:
             wait_until(lambda p=port: self._sentinel_sees_all(p), 20, what=f"sentinel {port} ready")
         return self
+
+    def _replica_in_sync(self) -> bool:
+        try:
+            info = self.client(self.data_ports[1]).info("replication")
+        except redis.RedisError:
+            return False
+        return info.get("master_link_status") == "up"
 
     def _sentinel_sees_all(self, port: int) -> bool:
         if not port_open(port):
@@ -96,17 +159,30 @@ class SentinelSet:
             int(fields.get("num-other-sentinels", 0)) == 2 and int(fields.get("num-slaves", 0)) == 1
         )
 
+    def _client_options(self) -> dict[str, Any]:
+        if self.tls is None:
+            return {}
+        return {"ssl": True, "ssl_ca_certs": str(self.tls[0])}
+
     def sentinel_client(self, port: int | None = None) -> redis.Redis:
         return redis.Redis(
-            port=port or self.sentinel_ports[0], decode_responses=True, socket_timeout=2
+            host="127.0.0.1",
+            port=port or self.sentinel_ports[0],
+            password=self.sentinel_password,
+            decode_responses=True,
+            socket_timeout=2,
+            **self._client_options(),
         )
 
-    def master_port(self) -> int:
-        _, port = self.sentinel_client().sentinel_get_master_addr_by_name(MASTER_NAME)
-        return int(port)
-
     def client(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, decode_responses=True, socket_timeout=2)
+        return redis.Redis(
+            host="127.0.0.1",
+            port=port,
+            password=self.password,
+            decode_responses=True,
+            socket_timeout=2,
+            **self._client_options(),
+        )
 
     def kill(self, port: int) -> None:
         """SIGKILL one data node: no goodbye, sockets reset by the kernel."""
@@ -186,8 +262,8 @@ class ClusterSet:
 
 
 @contextlib.contextmanager
-def sentinel_set(workdir: Path) -> Iterator[SentinelSet]:
-    ha = SentinelSet(workdir)
+def sentinel_set(workdir: Path, **options: Any) -> Iterator[SentinelSet]:
+    ha = SentinelSet(workdir, **options)
     try:
         yield ha.start()
     finally:
