@@ -184,7 +184,9 @@ def _failover(data: dict[str, Any]) -> list[str]:
     return _table(
         ["round", "kill → promotion s", "promotion → sidecar write s", "… eager writer s",
          "kill → sidecar write s"],
-        [[i, *(r[k] for k in keys)] for i, r in enumerate(data["rounds"])],
+        [[i, *(r[k] for k in keys)] for i, r in enumerate(data["rounds"])]
+        + [[f"{i} (down-after 5 s)", *(r[k] for k in keys)]
+           for i, r in enumerate(data.get("slow_rounds", []))],
     )  # fmt: skip
 
 

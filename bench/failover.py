@@ -57,8 +57,8 @@ class _Eager(threading.Thread):
             self.stop.wait(0.01)
 
 
-def _round(workdir: Path) -> dict[str, Any]:
-    ha = SentinelSet(workdir / "ha")
+def _round(workdir: Path, down_after_ms: int) -> dict[str, Any]:
+    ha = SentinelSet(workdir / "ha", down_after_ms)
     sidecar: Sidecar | None = None
     eager: _Eager | None = None
     try:
@@ -122,28 +122,40 @@ def _round(workdir: Path) -> dict[str, Any]:
 def run(quick: bool, workdir: Path) -> Result:
     started = time.monotonic()
     require("redis-server", "redis-sentinel", "redis-cli")
-    rounds = [_round(workdir / f"round-{i}") for i in range(1 if quick else 5)]
+    rounds = [_round(workdir / f"round-{i}", 1000) for i in range(1 if quick else 5)]
+    # Redis' own default is 30 s; 5 s shows what a longer gap does to the retry backoff.
+    slow = [] if quick else [_round(workdir / f"slow-{i}", 5000) for i in range(3)]
     lag = median([r["switch_to_first_write_s"] for r in rounds])
     eager = median(
         [r["eager_switch_to_first_write_s"] for r in rounds if r["eager_switch_to_first_write_s"]]
     )
     promotion = median([r["kill_to_switch_s"] for r in rounds])
     total = median([r["kill_to_first_write_s"] for r in rounds])
+    slow_lag = median([r["switch_to_first_write_s"] for r in slow]) if slow else None
+    summary = (
+        f"promotion → first write {lag:.2f} s median (eager writer {eager:.2f} s); "
+        f"kill → promotion {promotion:.2f} s; kill → first write {total:.2f} s"
+    )
+    if slow_lag is not None:
+        summary += f"; with down-after 5 s: promotion → first write {slow_lag:.2f} s"
     result = Result(
         "failover",
         "Sentinel failover: master SIGKILL → first write on the new master",
         f"the sidecar writes to the new master within {GOAL_S:g} s of the promotion",
         quick,
-        met=max(r["switch_to_first_write_s"] for r in rounds) <= GOAL_S,
-        summary=(
-            f"promotion → first write {lag:.2f} s median (eager writer {eager:.2f} s); "
-            f"kill → promotion {promotion:.2f} s; kill → first write {total:.2f} s"
-        ),
-        data={"rounds": rounds, "median_switch_to_first_write_s": lag},
+        met=max(r["switch_to_first_write_s"] for r in rounds + slow) <= GOAL_S,
+        summary=summary,
+        data={
+            "rounds": rounds,
+            "slow_rounds": slow,
+            "median_switch_to_first_write_s": lag,
+            "slow_median_switch_to_first_write_s": slow_lag,
+        },
     )
     result.notes.append(
-        "the sidecar's lag after the promotion is its publisher's retry backoff "
-        "(0.1 s doubling, capped at 5 s) still running when the new master appears"
+        "rounds: down-after-milliseconds 1000; slow_rounds: 5000. The sidecar's lag after "
+        "the promotion is its publisher's retry backoff (0.1 s doubling, capped at 5 s, "
+        "±50 % jitter) still running when the new master appears"
     )
     result.duration_s = time.monotonic() - started
     return result
