@@ -27,7 +27,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from breaker._config import RedisConfig
-from breaker._redis_url import parse_redis_url
+from breaker._redis_url import RedisUrl, parse_redis_url
 
 RedisClient: TypeAlias = "aioredis.Redis | RedisCluster"
 
@@ -43,42 +43,35 @@ def connect(cfg: RedisConfig) -> RedisClient:
         "health_check_interval": 0,
         "client_name": "breaker",
     }
-    tls = _tls_options(cfg) if url.tls else {}
     password = _password(cfg)
-    if url.mode == "single":
+    if url.mode == "single":  # rediss:// itself turns TLS on
         if password is not None:
             kwargs["password"] = password
+        tls = _tls_options(cfg) if url.tls else {}
         single: aioredis.Redis = aioredis.Redis.from_url(cfg.url, **kwargs, **tls)
         return single
-    auth: dict[str, Any] = {}
-    if url.username is not None:
-        auth["username"] = url.username
-    if url.password is not None or password is not None:  # the URL wins, as redis:// does
-        auth["password"] = url.password if url.password is not None else password
-    if url.mode == "cluster":
-        return _Cluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in url.nodes],
-            **kwargs,
-            **auth,
-            **({"ssl": True, **tls} if url.tls else {}),
-        )
-    sentinel_kwargs: dict[str, Any] = {
-        key: kwargs[key] for key in ("socket_timeout", "socket_connect_timeout", "retry")
-    }
-    sentinel_kwargs["decode_responses"] = True
     if url.tls:
-        sentinel_kwargs.update(ssl=True, **tls)
+        kwargs.update(ssl=True, **_tls_options(cfg))
+    if url.username is not None:
+        kwargs["username"] = url.username
+    if url.password is not None or password is not None:  # the URL wins, as redis:// does
+        kwargs["password"] = url.password if url.password is not None else password
+    if url.mode == "cluster":
+        return _Cluster(startup_nodes=[ClusterNode(h, p) for h, p in url.nodes], **kwargs)
+    return _sentinel_master(url, cfg, kwargs)
+
+
+def _sentinel_master(url: RedisUrl, cfg: RedisConfig, kwargs: dict[str, Any]) -> RedisClient:
+    """The master's client; the sentinels get the same timeouts and TLS, their own password."""
+    shared = ("socket_timeout", "socket_connect_timeout", "retry", "decode_responses")
+    tls = ("ssl", "ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+    sentinel_kwargs = {key: kwargs[key] for key in (*shared, *tls) if key in kwargs}
     sentinel_password = _sentinel_password(cfg)
     if sentinel_password is not None:
         sentinel_kwargs["password"] = sentinel_password
     sentinel = Sentinel(list(url.nodes), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
     master: _SentinelMaster = sentinel.master_for(
-        url.master,
-        redis_class=_SentinelMaster,
-        db=url.db,
-        **kwargs,
-        **auth,
-        **({"ssl": True, **tls} if url.tls else {}),
+        url.master, redis_class=_SentinelMaster, db=url.db, **kwargs
     )
     master.sentinel_manager = sentinel
     return master

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-NAMES = ("hot_path", "redis_load", "api", "probe_scale", "detection")
+NAMES = ("hot_path", "redis_load", "api", "probe_scale", "detection", "failover")
 
 
 @pytest.fixture(scope="module")
