@@ -34,12 +34,13 @@ GOAL_S = 5.0
 
 
 class _Eager(threading.Thread):
-    """SET every 10 ms through Sentinel; remembers the first success after `armed`."""
+    """SET every 10 ms through Sentinel; remembers the first success once the old master
+    is dead (`armed`), which can only have landed on the new one."""
 
     def __init__(self, ha: SentinelSet) -> None:
         super().__init__(daemon=True)
         self.sentinel = Sentinel([("127.0.0.1", p) for p in ha.sentinel_ports], socket_timeout=0.2)
-        self.armed = float("inf")  # wall time of the kill
+        self.armed = float("inf")  # monotonic time the old master was dead
         self.first: float | None = None
         self.stop = threading.Event()
 
@@ -50,7 +51,7 @@ class _Eager(threading.Thread):
         while not self.stop.is_set():
             try:
                 master.set("bench:eager", "1")
-                if time.time() > self.armed and self.first is None:
+                if time.monotonic() > self.armed and self.first is None:
                     self.first = time.monotonic()
             except redis.RedisError:
                 pass
@@ -84,9 +85,8 @@ def _round(workdir: Path, down_after_ms: int) -> dict[str, Any]:
         listener.start()
         time.sleep(0.2)  # subscribed before the event
         killed_wall = time.time()
-        eager.armed = killed_wall
-        ha.kill(old_port)
-        killed = time.monotonic()
+        ha.kill(old_port)  # returns once the process is gone
+        killed = eager.armed = time.monotonic()
         first: float | None = None
         deadline = time.monotonic() + 30
         while first is None and time.monotonic() < deadline:
@@ -154,7 +154,7 @@ def run(quick: bool, workdir: Path) -> Result:
     )
     result.notes.append(
         "rounds: down-after-milliseconds 1000; slow_rounds: 5000. The sidecar's lag after "
-        "the promotion is its publisher's retry backoff (0.1 s doubling, capped at 5 s, "
+        "the promotion is its publisher's retry backoff (0.1 s doubling, capped at 1 s, "
         "±50 % jitter) still running when the new master appears"
     )
     result.duration_s = time.monotonic() - started
