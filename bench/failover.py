@@ -25,8 +25,7 @@ from redis.sentinel import Sentinel
 
 from bench._common import Result, median
 from breaker.lab._procs import require
-from tests.support.procs import free_port
-from tests.support.redis_ha import MASTER_NAME, SentinelSet, wait_switch_master
+from tests.support.redis_ha import MASTER_NAME, SentinelSet, SwitchWatch
 from tests.support.sidecar import Sidecar
 
 KEY = "breaker:{presence}"
@@ -66,7 +65,8 @@ def _round(workdir: Path, down_after_ms: int) -> dict[str, Any]:
         ha.start()
         (workdir / "sidecar").mkdir(parents=True)
         # The target only needs to answer; a sentinel's TCP port does.
-        sidecar = Sidecar(workdir / "sidecar", ha.url, f"tcp://127.0.0.1:{free_port()}")
+        target = f"tcp://127.0.0.1:{ha.sentinel_ports[-1]}"
+        sidecar = Sidecar(workdir / "sidecar", ha.url, target)
         sidecar.start()
         old_port, new_port = ha.data_ports
         new = ha.client(new_port)
@@ -77,13 +77,8 @@ def _round(workdir: Path, down_after_ms: int) -> dict[str, Any]:
             time.sleep(0.05)
         eager = _Eager(ha)
         eager.start()
-        switch: list[tuple[float, int]] = []
-        listener = threading.Thread(
-            target=lambda: switch.append(wait_switch_master(ha.sentinel_client(), 30)),
-            daemon=True,
-        )
-        listener.start()
-        time.sleep(0.2)  # subscribed before the event
+        switch = SwitchWatch(ha.sentinel_client())
+        switch.start()
         killed_wall = time.time()
         ha.kill(old_port)  # returns once the process is gone
         killed = eager.armed = time.monotonic()
@@ -97,10 +92,9 @@ def _round(workdir: Path, down_after_ms: int) -> dict[str, Any]:
             if updated is not None and float(updated) > killed_wall:
                 first = time.monotonic()
             time.sleep(0.01)
-        listener.join(30)
-        if not switch or first is None:
-            raise RuntimeError("no promotion or no write on the new master within 30 s")
-        switched = switch[0][0]
+        switched = switch.result(30)[0]
+        if first is None:
+            raise RuntimeError("no write on the new master within 30 s")
         eager_first = eager.first
         return {
             "kill_to_switch_s": round(switched - killed, 3),

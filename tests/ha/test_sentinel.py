@@ -23,7 +23,7 @@ from breaker._errors import StoreUnavailable
 from breaker.store import RedisStore
 from tests.kamailio.harness import PROXY_CFG, Kamailio, Responder, proxy_defines
 from tests.support.procs import free_port_both, wait_until
-from tests.support.redis_ha import SentinelSet, sentinel_set, wait_switch_master
+from tests.support.redis_ha import SentinelSet, SwitchWatch, sentinel_set
 from tests.support.sidecar import Sidecar
 from tests.support.tls import self_signed
 from tests.support.waiting import eventually
@@ -111,21 +111,14 @@ def test_master_sigkill_sidecar_and_kamailio_follow_the_new_master(
     assert old.wait(1, 2000) == 1, "expected the replica to acknowledge the writes"
 
     watch = Watch(sidecar, new)
-    switch: list[tuple[float, int]] = []
-    sentinel_client = sentinel.sentinel_client()
-    listener = threading.Thread(
-        target=lambda: switch.append(wait_switch_master(sentinel_client, 30)), daemon=True
-    )
-    listener.start()
+    switch = SwitchWatch(sentinel.sentinel_client())
+    switch.start()
     sampler = threading.Thread(target=watch.run, daemon=True)
     sampler.start()
-    time.sleep(0.2)  # let the listener subscribe before the event it waits for
     watch.killed_wall = time.time()
     sentinel.kill(old_port)
     killed_at = time.monotonic()
-    listener.join(35)
-    assert switch, "expected +switch-master from a sentinel within 30 s"
-    switched_at, promoted = switch[0]
+    switched_at, promoted = switch.result(30)
     assert promoted == new_port, f"expected the replica {new_port} promoted, got {promoted}"
     wait_until(lambda: watch.first_write is not None, 15, what="first write on the new master")
     wait_until(lambda: watch.readyz[-1][1] == 200, 5, what="/readyz 200 after the failover")

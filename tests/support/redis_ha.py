@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -279,17 +280,38 @@ def cluster_set(workdir: Path) -> Iterator[ClusterSet]:
         cluster.stop()
 
 
-def wait_switch_master(sentinel: redis.Redis, within: float) -> tuple[float, int]:
-    """Block on a sentinel's +switch-master; (monotonic time seen, new master port)."""
-    pubsub = sentinel.pubsub()
-    try:
-        pubsub.subscribe("+switch-master")
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.05)
-            if message and message["type"] == "message":
-                # "<name> <old-ip> <old-port> <new-ip> <new-port>"
-                return time.monotonic(), int(str(message["data"]).split()[4])
-        raise AssertionError(f"no +switch-master within {within}s")
-    finally:
-        pubsub.close()
+class SwitchWatch(threading.Thread):
+    """Records when a sentinel announces `+switch-master`, from a thread.
+
+    Subscribed before the constructor returns, so an event that follows cannot be
+    missed; `seen` is (monotonic time received, new master's port).
+    """
+
+    def __init__(self, sentinel: redis.Redis) -> None:
+        super().__init__(daemon=True)
+        self.pubsub = sentinel.pubsub()
+        self.pubsub.subscribe("+switch-master")
+        wait_until(self._subscribed, 5, what="subscription to +switch-master")
+        self.seen: tuple[float, int] | None = None
+        self.stop = threading.Event()
+
+    def _subscribed(self) -> bool:
+        message = self.pubsub.get_message(timeout=0.05)
+        return message is not None and message["type"] == "subscribe"
+
+    def run(self) -> None:
+        try:
+            while self.seen is None and not self.stop.is_set():
+                message = self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.05)
+                if message and message["type"] == "message":
+                    # "<name> <old-ip> <old-port> <new-ip> <new-port>"
+                    self.seen = time.monotonic(), int(str(message["data"]).split()[4])
+        finally:
+            self.pubsub.close()
+
+    def result(self, within: float) -> tuple[float, int]:
+        self.join(within)
+        self.stop.set()
+        if self.seen is None:
+            raise AssertionError(f"no +switch-master from a sentinel within {within}s")
+        return self.seen
