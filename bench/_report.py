@@ -174,12 +174,29 @@ def _detection(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def _failover(data: dict[str, Any]) -> list[str]:
+    keys = (
+        "kill_to_switch_s",
+        "switch_to_first_write_s",
+        "eager_switch_to_first_write_s",
+        "kill_to_first_write_s",
+    )
+    return _table(
+        ["round", "kill → promotion s", "promotion → sidecar write s", "… eager writer s",
+         "kill → sidecar write s"],
+        [[i, *(r[k] for k in keys)] for i, r in enumerate(data["rounds"])]
+        + [[f"{i} (down-after 5 s)", *(r[k] for k in keys)]
+           for i, r in enumerate(data.get("slow_rounds", []))],
+    )  # fmt: skip
+
+
 DETAILS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "hot_path": _hot_path,
     "redis_load": _redis_load,
     "api": _api,
     "probe_scale": _probe_scale,
     "detection": _detection,
+    "failover": _failover,
 }
 
 

@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 from breaker._errors import ConfigError
+from breaker._redis_url import parse_redis_url
 from breaker.core import Policy
 
 _POLICY = Policy()  # the one home of the policy defaults
@@ -182,14 +183,13 @@ class RedisConfig(_Strict):
     ssl_ca_file: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+    sentinel_password_file: Path | None = None  # redis+sentinel://: the sentinels' own password
     pending_events_max: int = Field(10000, ge=10)
 
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        scheme = urlsplit(value).scheme
-        if scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"scheme must be redis://, rediss:// or unix://, got {scheme!r}")
+        parse_redis_url(value)
         return value
 
 

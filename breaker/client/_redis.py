@@ -14,7 +14,6 @@ import os
 from collections.abc import Callable
 from enum import StrEnum
 
-import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import LockNotOwnedError, RedisError
 
@@ -22,7 +21,7 @@ from breaker._config import RedisConfig, describe_validation_error
 from breaker._errors import ConfigError
 from breaker.core import State
 from breaker.core._guard import Reading
-from breaker.store import connect, events_channel, state_key
+from breaker.store import RedisClient, connect, events_channel, state_key
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PREFIX = "breaker:"
@@ -33,7 +32,7 @@ def default_redis_url() -> str:
     return os.environ.get("BREAKER_REDIS_URL", "").strip() or DEFAULT_REDIS_URL
 
 
-def redis_client(url: str, prefix: str = DEFAULT_PREFIX, timeout: float = 1.0) -> aioredis.Redis:
+def redis_client(url: str, prefix: str = DEFAULT_PREFIX, timeout: float = 1.0) -> RedisClient:
     """A client with short timeouts and no hidden retries (BREAKER_REDIS_PASSWORD applies)."""
     try:
         cfg = RedisConfig(
@@ -69,7 +68,7 @@ def _text(value: bytes | str) -> str:
 class VerdictReader:
     """Reads `breaker:{NAME}`. A missing hash means the sidecar is dead or cut off."""
 
-    def __init__(self, client: aioredis.Redis, name: str, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, client: RedisClient, name: str, prefix: str = DEFAULT_PREFIX) -> None:
         self.client = client
         self.name = name
         self.key = state_key(prefix, name)
@@ -107,7 +106,7 @@ class EventFeed:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         name: str | None,
         on_event: Callable[[], None],
         prefix: str = DEFAULT_PREFIX,
@@ -123,6 +122,8 @@ class EventFeed:
         while True:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
+                # A Cluster client must know the slots before its pubsub picks a node.
+                await self.client.initialize()
                 await pubsub.subscribe(self.channel)
                 check_cancelled()
                 self.subscribed = True
@@ -165,7 +166,7 @@ class JobLock:
     If the holder dies (even SIGKILL) the key expires after `ttl` by itself.
     """
 
-    def __init__(self, client: aioredis.Redis, key: str, ttl: float) -> None:
+    def __init__(self, client: RedisClient, key: str, ttl: float) -> None:
         self.key = key
         self.ttl = ttl
         self._client = client

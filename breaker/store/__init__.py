@@ -1,5 +1,6 @@
 """Redis adapter: the contract, the client and the publisher that keeps it current."""
 
+from breaker.store._connect import RedisClient, connect
 from breaker.store._contract import (
     CONTRACT_VERSION,
     event_dict,
@@ -14,12 +15,13 @@ from breaker.store._contract import (
 )
 from breaker.store._fleet import ForceOp, VoteItem, VoteOutcome
 from breaker.store._publisher import Publisher
-from breaker.store._redis import RedisStore, WriteItem, WriteOutcome, connect
+from breaker.store._redis import RedisStore, WriteItem, WriteOutcome
 
 __all__ = [
     "CONTRACT_VERSION",
     "ForceOp",
     "Publisher",
+    "RedisClient",
     "RedisStore",
     "VoteItem",
     "VoteOutcome",

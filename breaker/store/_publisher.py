@@ -22,7 +22,8 @@ from breaker.store._redis import HINTS, RedisStore, WriteItem
 log = get_logger("breaker.store")
 
 BACKOFF_START = 0.1
-BACKOFF_MAX = 5.0
+# Capped low so a Sentinel failover's new master is found within ~1 s (docs/redis-ha.md).
+BACKOFF_MAX = 1.0
 
 
 class Publisher:

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import (
     AuthenticationError,
     NoPermissionError,
@@ -24,6 +20,7 @@ from redis.exceptions import (
 from breaker._config import RedisConfig
 from breaker._errors import StoreUnavailable
 from breaker.core import Event, Verdict
+from breaker.store._connect import connect
 from breaker.store._contract import (
     CONTRACT_VERSION,
     OWNED_FIELDS,
@@ -147,37 +144,6 @@ class WriteOutcome:
     error: str | None = None  # this breaker's write failed (its kind); the others went on
 
 
-def connect(cfg: RedisConfig) -> aioredis.Redis:
-    """A client with short timeouts and no hidden retries: the caller owns backoff."""
-    kwargs: dict[str, Any] = {
-        "socket_timeout": cfg.command_timeout,
-        "socket_connect_timeout": cfg.connect_timeout,
-        "retry": Retry(NoBackoff(), 0),
-        "decode_responses": True,
-        "health_check_interval": 0,
-        "client_name": "breaker",
-    }
-    if cfg.url.startswith("rediss://"):
-        kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED
-        if cfg.ssl_ca_file:
-            kwargs["ssl_ca_certs"] = str(cfg.ssl_ca_file)
-        if cfg.ssl_certfile:
-            kwargs["ssl_certfile"] = str(cfg.ssl_certfile)
-        if cfg.ssl_keyfile:
-            kwargs["ssl_keyfile"] = str(cfg.ssl_keyfile)
-    password = _password(cfg)
-    if password is not None:
-        kwargs["password"] = password
-    client: aioredis.Redis = aioredis.Redis.from_url(cfg.url, **kwargs)
-    return client
-
-
-def _password(cfg: RedisConfig) -> str | None:
-    if cfg.password_file is not None:
-        return cfg.password_file.read_text(encoding="utf-8").strip()
-    return os.environ.get("BREAKER_REDIS_PASSWORD")
-
-
 class RedisStore:
     """Talks to one Redis; every method raises StoreUnavailable on any Redis failure."""
 
@@ -208,7 +174,8 @@ class RedisStore:
                     log_key(self.prefix, name),
                     meta_key(self.prefix, name),
                 ]
-                await self._write(keys=keys, args=self._write_args(item, now), client=pipe)
+                # a Cluster pipeline runs scripts too (store/_connect.py)
+                await self._write(keys=keys, args=self._write_args(item, now), client=pipe)  # type: ignore[arg-type]
             replies = await self._call(pipe.execute(raise_on_error=False))
         outcomes: list[WriteOutcome] = []
         for item, reply in zip(items, replies, strict=True):
@@ -242,7 +209,7 @@ class RedisStore:
                     votes_key(self.prefix, item.name),
                 ]
                 args = item.args(self.cfg.log_maxlen, events_channel(self.prefix), CONTRACT_VERSION)
-                await self._vote(keys=keys, args=args, client=pipe)
+                await self._vote(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
             replies = await self._call(pipe.execute(raise_on_error=False))
         outcomes: list[VoteOutcome] = []
         for item, reply in zip(items, replies, strict=True):

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-NAMES = ("hot_path", "redis_load", "api", "probe_scale", "detection", "fleet")
+NAMES = ("hot_path", "redis_load", "api", "probe_scale", "detection", "fleet", "failover")
 
 
 @pytest.fixture(scope="module")

@@ -74,7 +74,8 @@ class RedisServer:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
-    def start(self) -> RedisServer:
+    def start(self, *extra: str) -> RedisServer:
+        """`extra`: more redis-server options, e.g. "--replicaof", host, port."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         argv = [
             "redis-server",
@@ -91,6 +92,7 @@ class RedisServer:
         ]
         if self.password:
             argv += ["--requirepass", self.password]
+        argv += extra
         self.proc = Proc(argv, self.workdir / "redis.log")
         wait_until(lambda: port_open(self.port), 10, what=f"redis-server on port {self.port}")
         return self

@@ -14,7 +14,15 @@ TOKEN = "e2e-operate-token-0123456789"
 
 
 class Sidecar:
-    def __init__(self, workdir: Path, redis_url: str, target: str, **breaker: Any) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        redis_url: str,
+        target: str,
+        *,
+        redis: dict[str, str] | None = None,  # more [redis] keys, e.g. ssl_ca_file
+        **breaker: Any,
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -23,6 +31,7 @@ class Sidecar:
         lines = [
             "[redis]",
             f'url = "{redis_url}"',
+            *(f'{k} = "{v}"' for k, v in (redis or {}).items()),
             "[api]",
             'host = "127.0.0.1"',
             f"port = {self.port}",
