@@ -338,8 +338,9 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
     async def force(name: Name, body: ForceIn, who: Operator) -> BreakerOut:
         try:
             service.force(name, State(body.state), body.ttl, who.name, body.reason)
-        except InvalidForce as exc:
-            raise HTTPException(422, str(exc)) from None
+        except InvalidForce as exc:  # the policy's limits: answered like any invalid body
+            problem = {"loc": ("body",), "msg": str(exc), "type": "invalid_force"}
+            raise RequestValidationError([problem]) from None
         return breaker_out(service.status(name))
 
     @app.delete(

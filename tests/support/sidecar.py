@@ -14,7 +14,15 @@ TOKEN = "e2e-operate-token-0123456789"
 
 
 class Sidecar:
-    def __init__(self, workdir: Path, redis_url: str, target: str, **breaker: Any) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        redis_url: str,
+        target: str,
+        *,
+        open_reads: bool = True,
+        **breaker: Any,
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -26,6 +34,7 @@ class Sidecar:
             "[api]",
             'host = "127.0.0.1"',
             f"port = {self.port}",
+            f"open_reads = {str(open_reads).lower()}",
             "[logging]",
             'format = "json"',
             "[[breakers]]",
