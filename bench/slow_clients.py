@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run(quick: bool, workdir: Path) -> Result:
-    seconds = 3.0 if quick else 15.0
+    seconds = 1.5 if quick else 15.0
     result = Result(
         "slow_clients",
         f"HTTP API: /allow with {SLOW_CONNECTIONS} slow or idle connections",
