@@ -33,14 +33,6 @@ from breaker.service import BreakerStatus, Service
 ALWAYS_OPEN = frozenset({"/healthz", "/readyz", "/metrics"})
 HISTORY_SINCE_MAX = 10 * 365 * 86400.0  # seconds ago; the audit stream holds far less
 
-# Passed to uvicorn.Config by `breaker serve`: slow or idle clients must not starve /allow.
-UVICORN_LIMITS: dict[str, Any] = {
-    "timeout_keep_alive": 5,  # seconds an idle keep-alive connection is kept
-    "h11_max_incomplete_event_size": 16 * 1024,  # request line + headers, bytes
-    "limit_concurrency": 1000,  # connections + tasks; above it new requests get 503
-    "backlog": 2048,
-}
-
 # Control characters (C0, DEL, C1) and Unicode line/paragraph separators: a reason with
 # them would split a log line or Kamailio's xlog line.
 _CONTROL = "\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029"

@@ -77,7 +77,7 @@ async def _serve(settings: Settings, tokens: TokenRegistry, listener: socket.soc
     import uvicorn
 
     from breaker.api import create_app
-    from breaker.api._app import UVICORN_LIMITS
+    from breaker.api._server import UVICORN_LIMITS
     from breaker.service import Service
 
     service = Service(settings)
