@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from breaker._logging import KeyValueFormatter
 from breaker.api import TokenRegistry, create_app
 from breaker.api._gate import MAX_BODY
 from breaker.service import Service
@@ -229,3 +231,12 @@ async def test_writes_refused_without_tokens_even_with_open_reads(service: Servi
             FORCE, json={"state": "open", "ttl": 60, "reason": "x"}, headers=AUTH
         )
     assert response.status_code == 401 and "writes are disabled" in response.json()["error"]
+
+
+def test_text_logs_keep_one_event_per_line_whatever_the_values() -> None:
+    record = logging.makeLogRecord(
+        {"msg": "breaker.force", "levelname": "INFO", "reason": "a\nforged=1", "actor": "x\r"}
+    )
+    line = KeyValueFormatter().format(record)
+    assert "\n" not in line and "\r" not in line, f"expected one line, got {line!r}"
+    assert 'reason="a\\nforged=1"' in line, line
