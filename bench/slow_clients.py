@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from bench._common import LOAD_CPU, SUT_CPU, Result, fast_responder
-from bench.api import _fixed_rate
+from bench.api import RATE, _fixed_rate
 from breaker.lab._procs import (
     LOOPBACK,
     Child,
@@ -27,7 +27,6 @@ from breaker.lab._procs import (
 )
 
 SLOW_CONNECTIONS = 200
-RATE = 1000
 RATIO_GOAL = 2.0
 REPO = Path(__file__).resolve().parents[1]
 
