@@ -64,11 +64,19 @@ class Target(_Strict):
 
 
 REDACTED = "***"
+# query (or SIP URI) parameters that carry credentials: their values are hidden too
+_SECRET_PARAM = re.compile(
+    r"(?<=[?&;])((?:[A-Za-z0-9]*[_.-])?"
+    r"(?:token|secret|pass|passwd|password|passcode|key|apikey|auth|sig|signature|credentials?))"
+    r"=([^&;#]*)",
+    re.IGNORECASE,
+)
 MAX_DISPLAY = 512  # characters of a URL shown in logs and the API
 
 
 def redact_url(raw: str) -> str:
-    """`raw` with the password of its userinfo (`user:password@`) replaced by `***`.
+    """`raw` with the password of its userinfo (`user:password@`) and the values of
+    credential-like query parameters (`?token=`, `api_key=`…) replaced by `***`.
 
     Works for `scheme://user:pw@host` and SIP's `sip:user:pw@host`. Control characters
     are escaped and the result is capped, so a config string cannot forge a log line.
@@ -85,6 +93,7 @@ def redact_url(raw: str) -> str:
             userinfo, _, hostport = authority.rpartition("@")
             user, colon, _ = userinfo.partition(":")
             authority = f"{user}:{REDACTED}@{hostport}" if colon else f"{userinfo}@{hostport}"
+        tail = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}={REDACTED}", tail)
         raw = f"{scheme}:{slashes}{authority}{tail}"
     shown = raw.encode("unicode_escape").decode("ascii") if not raw.isprintable() else raw
     return shown if len(shown) <= MAX_DISPLAY else shown[: MAX_DISPLAY - 1] + "…"

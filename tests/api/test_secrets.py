@@ -118,3 +118,19 @@ async def test_unexpected_http_probe_error_logs_and_reports_no_password(
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "kaboom" in result.detail and SECRET not in result.detail, result.detail
     assert logged and SECRET not in logged, f"password in the log: {logged}"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://ops:pw@host/health", "https://ops:***@host/health"),
+        ("http://h/health?token=abc&x=1", "http://h/health?token=***&x=1"),
+        ("http://h/health?api_key=K1&monkey=2", "http://h/health?api_key=***&monkey=2"),
+        ("https://u:p%40ss@h:8443/x?access_token=t#f", "https://u:***@h:8443/x?access_token=***#f"),
+        ("sip:alice:pw@example.net;transport=tcp", "sip:alice:***@example.net;transport=tcp"),
+        ("tcp://127.0.0.1:5060", "tcp://127.0.0.1:5060"),
+        ("http://h/\x1b[31mred", "http://h/\\x1b[31mred"),
+    ],
+)
+def test_redacted_display_hides_passwords_and_credential_parameters(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
