@@ -61,10 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="slowclients")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--connections", type=int, default=200)
-    parser.add_argument("--every", type=float, default=0.2, help="seconds between bytes")
+    parser.add_argument("--every", type=float, default=1.0, help="seconds between bytes")
     parser.add_argument("--ready", type=Path, required=True)
     args = parser.parse_args(argv)
-    asyncio.run(run(args.port, args.connections, args.every, args.ready))
+    coro = run(args.port, args.connections, args.every, args.ready)
+    try:
+        import uvloop  # it shares a core with the load generator: keep its own cost low
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
     return 0
 
 

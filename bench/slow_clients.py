@@ -136,7 +136,8 @@ def run(quick: bool, workdir: Path) -> Result:
     )
     result.notes.append(
         "uvicorn limits from breaker.api._app.UVICORN_LIMITS; half the slow clients send "
-        "nothing, half trickle a 4 kB header one byte every 0.2 s and reconnect when dropped"
+        "nothing, half trickle a 4 kB header one byte a second; the sidecar drops a head "
+        "not complete in 10 s and they reconnect; they share the load generator's core"
     )
     result.duration_s = time.monotonic() - started
     return result
