@@ -53,7 +53,12 @@ class Target(_Strict):
     host: str
     port: int | None  # None: SIP resolves it per RFC 3263 (SRV), HTTP from the scheme
     transport: Literal["udp", "tcp", "tls"] | None = None  # SIP only
-    url: str  # the string as configured
+    url: str  # the string as configured: may hold a password, so never show it; see display
+
+    @property
+    def display(self) -> str:
+        """The URL with any password replaced by `***`: for the API, logs and pages."""
+        return redact_url(self.url)
 
     @property
     def host_is_literal_ip(self) -> bool:
@@ -62,6 +67,42 @@ class Target(_Strict):
         except ValueError:
             return False
         return True
+
+
+REDACTED = "***"
+# query (or SIP URI) parameters that carry credentials: their values are hidden too
+_SECRET_PARAM = re.compile(
+    r"(?<=[?&;])((?:[A-Za-z0-9]*[_.-])?"
+    r"(?:token|secret|pass|passwd|password|passcode|key|apikey|auth|sig|signature|credentials?))"
+    r"=([^&;#]*)",
+    re.IGNORECASE,
+)
+MAX_DISPLAY = 512  # characters of a URL shown in logs and the API
+
+
+def redact_url(raw: str) -> str:
+    """`raw` with the password of its userinfo (`user:password@`) and the values of
+    credential-like query parameters (`?token=`, `api_key=`…) replaced by `***`.
+
+    Works for `scheme://user:pw@host` and SIP's `sip:user:pw@host`. Control characters
+    are escaped and the result is capped, so a config string cannot forge a log line.
+    """
+    scheme, sep, rest = raw.partition(":")
+    if sep:
+        slashes = "//" if rest.startswith("//") else ""
+        rest = rest.removeprefix(slashes)
+        authority_end = min(
+            (i for i in (rest.find(c) for c in "/?#;") if i >= 0), default=len(rest)
+        )
+        authority, tail = rest[:authority_end], rest[authority_end:]
+        if "@" in authority:
+            userinfo, _, hostport = authority.rpartition("@")
+            user, colon, _ = userinfo.partition(":")
+            authority = f"{user}:{REDACTED}@{hostport}" if colon else f"{userinfo}@{hostport}"
+        tail = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}={REDACTED}", tail)
+        raw = f"{scheme}:{slashes}{authority}{tail}"
+    shown = raw.encode("unicode_escape").decode("ascii") if not raw.isprintable() else raw
+    return shown if len(shown) <= MAX_DISPLAY else shown[: MAX_DISPLAY - 1] + "…"
 
 
 def parse_target(raw: str) -> Target:

@@ -37,7 +37,12 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
 
 def _kv(value: Any) -> str:
     text = str(value)
-    return json.dumps(text) if (" " in text or not text) else text
+    # quoted (and so escaped) when it has spaces, quotes or control characters: one event, one line
+    return (
+        json.dumps(text)
+        if (not text or not text.isprintable() or " " in text or '"' in text)
+        else text
+    )
 
 
 def setup_logging(level: str = "info", fmt: str = "json") -> None:

@@ -37,7 +37,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from breaker._errors import BreakerError
+from breaker._errors import GuardError as GuardError  # re-exported: callers import it here
+from breaker._errors import GuardRefused, GuardStopped
 from breaker.client._redis import (
     DEFAULT_PREFIX,
     EventFeed,
@@ -69,23 +70,6 @@ class ExitCode(IntEnum):
     STOPPED_UNKNOWN = 80  # state unknown longer than the grace, or lock lost; job stopped
     NOT_EXECUTABLE = 126  # as the shell: the command exists but cannot be run
     NOT_FOUND = 127  # as the shell: no such command
-
-
-class GuardError(BreakerError):
-    """The guard decided the outcome; `exit_code` is what `breaker guard` exits with."""
-
-    def __init__(self, exit_code: int, message: str) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.message = message
-
-
-class GuardRefused(GuardError):
-    """The job was not started: breaker open, lock held elsewhere, or state unknown."""
-
-
-class GuardStopped(GuardError):
-    """The job was stopped while running: breaker opened, state unknown, or lock lost."""
 
 
 _REFUSED = {Cause.OPEN: ExitCode.OPEN, Cause.UNKNOWN: ExitCode.UNKNOWN}

@@ -1,20 +1,55 @@
-"""HTTP API: reads served from memory (no Redis round trip), writes need an operate token."""
+"""HTTP API: reads served from memory (no Redis round trip), writes need an operate token.
+
+Every answer the API can give is in its OpenAPI schema; tests/api/test_schemathesis.py
+holds it to that against a live sidecar. Requests pass the Gate (_gate.py) first: it
+authenticates on the headers and caps the body before FastAPI reads anything.
+"""
 
 import json
+import re
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Route
 
 from breaker import core
+from breaker._config import NAME_PATTERN
 from breaker._errors import StoreUnavailable
 from breaker.api._auth import Principal, TokenRegistry
+from breaker.api._gate import MAX_BODY, PRINCIPAL, Gate, Need
 from breaker.core import InvalidForce, State
 from breaker.service import BreakerStatus, Service
+
+# Paths that stay open whatever open_reads says: orchestrators and Prometheus poll them.
+ALWAYS_OPEN = frozenset({"/healthz", "/readyz", "/metrics"})
+HISTORY_SINCE_MAX = 10 * 365 * 86400.0  # seconds ago; the audit stream holds far less
+
+# Control characters (C0, DEL, C1) and Unicode line/paragraph separators: a reason with
+# them would split a log line or Kamailio's xlog line.
+_CONTROL = "\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029"
+_CONTROL_RE = re.compile(f"[{_CONTROL}]")
+REASON_PATTERN = f"^[^{_CONTROL}]*[^\\s{_CONTROL}][^{_CONTROL}]*$"
+
+
+def _printable(value: str) -> str:
+    found = _CONTROL_RE.search(value)
+    if found:
+        raise ValueError(
+            f"must not contain control characters (found {found.group()!r} at {found.start()})"
+        )
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
 
 # ---------------------------------------------------------------- models
 
@@ -65,14 +100,62 @@ class ForceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     state: Literal["open", "closed"]
-    ttl: float = Field(gt=0, description="seconds until the force expires by itself")
-    reason: str = Field(min_length=1, max_length=500)
+    ttl: float = Field(
+        ge=1,
+        allow_inf_nan=False,
+        description="seconds until the force expires by itself (at most force_max_ttl)",
+    )
+    reason: Annotated[
+        str,
+        Field(min_length=1, max_length=500, json_schema_extra={"pattern": REASON_PATTERN}),
+        AfterValidator(_printable),
+    ]
 
 
 class HistoryOut(BaseModel):
     name: str
     source: Literal["redis", "memory"]
     events: list[dict[str, Any]]
+
+
+class AllowOut(BaseModel):
+    allowed: bool
+    name: str
+    state: Literal["closed", "open", "half_open"]
+    admit: int
+    epoch: int
+    retry_after: int
+
+
+class ErrorOut(BaseModel):
+    error: str
+
+
+class ProblemOut(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    error: str
+    detail: list[ProblemOut]
+
+
+def _error(description: str, **extra: Any) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description, **extra}
+
+
+Responses = dict[int | str, dict[str, Any]]
+_CHALLENGE = {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}}
+UNAUTHORIZED: Responses = {401: _error("missing or wrong token", headers=_CHALLENGE)}
+FORBIDDEN: Responses = {403: _error("the token's role may not do this")}
+UNKNOWN: Responses = {404: _error("no breaker by that name; the message names the known ones")}
+INVALID: Responses = {
+    422: {"model": ValidationErrorOut, "description": "invalid parameter or body"}
+}
+UNPARSABLE: Responses = {400: _error("unparsable request")}
+TOO_LARGE: Responses = {413: _error(f"body larger than {MAX_BODY} bytes")}
 
 
 def breaker_out(status: BreakerStatus) -> BreakerOut:
@@ -112,7 +195,7 @@ def breaker_out(status: BreakerStatus) -> BreakerOut:
             probes=status.probes_total, probe_failures=status.probe_failures_total
         ),
         passive_failing=status.passive_failing,
-        target=status.cfg.target.url,
+        target=status.cfg.target.display,
         detection_bound=status.cfg.detection_bound,
     )
 
@@ -127,79 +210,95 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
         title="breaker",
         summary="Circuit breaker for SIP presence servers",
         version="1",
+        responses={**UNPARSABLE, **TOO_LARGE},
     )
+    # Declares the scheme in OpenAPI; the Gate has already authenticated by then.
+    bearer_scheme = HTTPBearer(auto_error=False, description="an API token (docs/api.md)")
+    secured = [Depends(bearer_scheme)]
+    read_auth: Responses = {} if open_reads else dict(UNAUTHORIZED)
+    read_deps = [] if open_reads else secured
 
-    async def bearer(authorization: Annotated[str | None, Header()] = None) -> Principal | None:
-        if not authorization:
-            return None
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() != "bearer":
-            return None
-        return tokens.authenticate(value.strip())
-
-    def unauthorized(message: str) -> HTTPException:
-        return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
-
-    async def reader(principal: Annotated[Principal | None, Depends(bearer)]) -> Principal | None:
-        if open_reads or principal is not None:
-            return principal
-        raise unauthorized("a valid token is required to read (open_reads is off)")
-
-    async def operator(
-        principal: Annotated[Principal | None, Depends(bearer)],
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Principal:
-        if tokens.empty:
-            raise unauthorized("no operate token is configured on the sidecar; writes are disabled")
-        if principal is None:
-            raise unauthorized("missing or wrong token" if authorization else "missing token")
-        if principal.role != "operate":
-            raise HTTPException(403, f"token {principal.name!r} has role read; operate is needed")
+    async def operator(request: Request) -> Principal:
+        principal: Principal | None = request.scope.get(PRINCIPAL)
+        if principal is None:  # the Gate refuses first; this guards a mis-wired app
+            raise HTTPException(401, "missing token", headers={"WWW-Authenticate": "Bearer"})
         return principal
 
-    async def known(name: str) -> str:
+    async def known(
+        name: Annotated[str, Path(max_length=63, pattern=NAME_PATTERN)],
+    ) -> str:
         if name not in service.runtimes:
             raise HTTPException(
                 404, f"unknown breaker {name!r}; known: {', '.join(service.names()) or 'none'}"
             )
         return name
 
-    Reader = Annotated[Principal | None, Depends(reader)]
     Operator = Annotated[Principal, Depends(operator)]
     Name = Annotated[str, Depends(known)]
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route matching the path
+            headers["Allow"] = ", ".join(_allowed_methods(app.routes, request.url.path))
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        return JSONResponse(
+        # Only loc, msg and type: echoing the input could echo NaN (unserialisable),
+        # control characters or a secret someone pasted into the wrong field.
+        problems = [
             {
-                "error": "; ".join(problems),
-                "detail": json.loads(json.dumps(exc.errors(), default=str)),
-            },
-            status_code=422,
-        )
+                "loc": [p if isinstance(p, int) else str(p) for p in e["loc"]],
+                "msg": str(e["msg"]),
+                "type": str(e["type"]),
+            }
+            for e in exc.errors()
+        ]
+        summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in problems)
+        return JSONResponse({"error": summary, "detail": problems}, status_code=422)
 
-    @app.get("/v1/breakers", response_model=BreakerList)
-    async def list_breakers(_: Reader) -> BreakerList:
+    @app.get(
+        "/v1/breakers",
+        response_model=BreakerList,
+        responses=read_auth,
+        dependencies=read_deps,
+    )
+    async def list_breakers() -> BreakerList:
         return BreakerList(
             breakers=[breaker_out(service.status(n)) for n in service.names()],
             redis_up=service.redis_up,
         )
 
-    @app.get("/v1/breakers/{name}", response_model=BreakerOut)
-    async def get_breaker(name: Name, _: Reader) -> BreakerOut:
+    @app.get(
+        "/v1/breakers/{name}",
+        response_model=BreakerOut,
+        responses={**read_auth, **UNKNOWN, **INVALID},
+        dependencies=read_deps,
+    )
+    async def get_breaker(name: Name) -> BreakerOut:
         return breaker_out(service.status(name))
 
     @app.get(
         "/v1/breakers/{name}/allow",
-        responses={200: {"description": "send it"}, 503: {"description": "don't; see Retry-After"}},
+        response_model=AllowOut,
+        responses={
+            200: {"description": "send it"},
+            503: {
+                "model": AllowOut,
+                "description": "don't; see Retry-After",
+                "headers": {
+                    "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}
+                },
+            },
+            **read_auth,
+            **UNKNOWN,
+            **INVALID,
+        },
+        dependencies=read_deps,
     )
     async def allow(
-        name: Name, _: Reader, key: str | None = Query(None, max_length=512)
+        name: Name, key: Annotated[str | None, Query(max_length=512)] = None
     ) -> Response:
         """For PBX hooks and scripts: 200 to send, 503 + Retry-After to hold back."""
         v = service.status(name).verdict
@@ -220,24 +319,44 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
             media_type="application/json",
         )
 
-    @app.put("/v1/breakers/{name}/force", response_model=BreakerOut)
+    write_errors: Responses = {**UNAUTHORIZED, **FORBIDDEN, **UNKNOWN, **INVALID}
+
+    @app.put(
+        "/v1/breakers/{name}/force",
+        response_model=BreakerOut,
+        responses=write_errors,
+        dependencies=secured,
+    )
     async def force(name: Name, body: ForceIn, who: Operator) -> BreakerOut:
         try:
             service.force(name, State(body.state), body.ttl, who.name, body.reason)
-        except InvalidForce as exc:
-            raise HTTPException(422, str(exc)) from None
+        except InvalidForce as exc:  # the policy's limits: answered like any invalid body
+            problem = {"loc": ("body",), "msg": str(exc), "type": "invalid_force"}
+            raise RequestValidationError([problem]) from None
         return breaker_out(service.status(name))
 
-    @app.delete("/v1/breakers/{name}/force", response_model=BreakerOut)
+    @app.delete(
+        "/v1/breakers/{name}/force",
+        response_model=BreakerOut,
+        responses=write_errors,
+        dependencies=secured,
+    )
     async def release(name: Name, who: Operator) -> BreakerOut:
         service.release(name, who.name)
         return breaker_out(service.status(name))
 
-    @app.get("/v1/breakers/{name}/history", response_model=HistoryOut)
+    @app.get(
+        "/v1/breakers/{name}/history",
+        response_model=HistoryOut,
+        responses={**read_auth, **UNKNOWN, **INVALID},
+        dependencies=read_deps,
+    )
     async def history(
         name: Name,
-        _: Reader,
-        since: Annotated[float | None, Query(description="seconds ago")] = None,
+        since: Annotated[
+            float | None,
+            Query(ge=0, le=HISTORY_SINCE_MAX, allow_inf_nan=False, description="seconds ago"),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=10000)] = 100,
     ) -> HistoryOut:
         after = time.time() - since if since is not None else None
@@ -254,7 +373,13 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        responses={
+            200: {"description": "Redis takes writes"},
+            503: {"description": "Redis is unavailable; the sidecar still probes and serves"},
+        },
+    )
     async def readyz() -> JSONResponse:
         ready = service.redis_up
         failing = service.failing_tasks()
@@ -266,10 +391,66 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
             status_code=200 if ready and not failing else 503,
         )
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(
             generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
 
+    _document(app, service, open_reads)
+
+    def need(route: BaseRoute) -> Need:
+        """Default deny: any route added later (a status page…) is a read unless listed."""
+        if isinstance(route, Route):
+            if route.path in ALWAYS_OPEN:
+                return None
+            if (route.methods or set()) - {"GET", "HEAD", "OPTIONS"}:
+                return "operate"
+        return None if open_reads else "read"
+
+    app.add_middleware(
+        Gate, routes=lambda: app.router.routes, need=need, tokens=tokens, open_reads=open_reads
+    )
     return app
+
+
+def _allowed_methods(routes: list[BaseRoute], path: str) -> list[str]:
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route) and route.path_regex.match(path) and route.methods:
+            methods |= route.methods
+    return sorted(methods)
+
+
+def _document(app: FastAPI, service: Service, open_reads: bool) -> None:
+    """Schema details FastAPI cannot derive: the largest ttl any breaker accepts, and which
+    paths open_reads=false closes (it also closes /openapi.json and /docs themselves)."""
+    max_ttl = max((rt.policy.force_max_ttl for rt in service.runtimes.values()), default=86400.0)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                routes=app.routes,
+                description=(
+                    "Reads need no token."
+                    if open_reads
+                    else "Reads, /openapi.json and /docs need a read or operate token."
+                )
+                + " /healthz, /readyz and /metrics are always open.",
+            )
+            ttl = schema["components"]["schemas"]["ForceIn"]["properties"]["ttl"]
+            ttl["maximum"] = max_ttl
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            route.operation_id = route.name

@@ -77,6 +77,7 @@ async def _serve(settings: Settings, tokens: TokenRegistry, listener: socket.soc
     import uvicorn
 
     from breaker.api import create_app
+    from breaker.api._server import UVICORN_LIMITS
     from breaker.service import Service
 
     service = Service(settings)
@@ -89,6 +90,7 @@ async def _serve(settings: Settings, tokens: TokenRegistry, listener: socket.soc
             log_config=None,
             access_log=False,
             lifespan="off",
+            **UVICORN_LIMITS,
         )
     )
     await service.start()

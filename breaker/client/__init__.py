@@ -8,8 +8,25 @@
 The HTTP clients wrap the sidecar's API; the Redis readers consume the Redis
 contract directly (docs/redis-contract.md). To run a whole job only while a breaker
 allows it, see breaker.guard.
+
+Errors: every failure is a BreakerError (breaker._errors draws the tree); catch
+ClientError for the HTTP API, ConfigError for bad arguments, GuardRefused/GuardStopped
+around breaker.guard.
 """
 
+from breaker._errors import (
+    BreakerError,
+    ClientError,
+    ConfigError,
+    Forbidden,
+    GuardError,
+    GuardRefused,
+    GuardStopped,
+    StoreUnavailable,
+    Unauthorized,
+    UnknownBreaker,
+    Unreachable,
+)
 from breaker.client._http import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
@@ -46,15 +63,26 @@ __all__ = [
     "DEFAULT_URL",
     "Allow",
     "AsyncClient",
+    "BreakerError",
     "BreakerStatus",
     "Client",
+    "ClientError",
+    "ConfigError",
     "EventFeed",
+    "Forbidden",
     "Forced",
+    "GuardError",
+    "GuardRefused",
+    "GuardStopped",
     "HistoryEvent",
     "JobLock",
     "LastProbe",
     "LockState",
     "Overview",
+    "StoreUnavailable",
+    "Unauthorized",
+    "UnknownBreaker",
+    "Unreachable",
     "VerdictReader",
     "allowed",
     "allowed_sync",

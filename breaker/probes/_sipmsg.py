@@ -70,7 +70,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _STATUS_LINE = re.compile(r"SIP/2\.0 ([1-6][0-9]{2})(?: (.*))?", re.IGNORECASE | re.DOTALL)
 _REQUEST_LINE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+) ([^ ]+) SIP/2\.0", re.IGNORECASE)
 _DIGITS = re.compile(r"[0-9]{1,10}")
-_CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)$", re.I | re.M)
+_LENGTH_NAMES = (b"content-length", b"l")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -340,11 +340,7 @@ class StreamFramer:
                     raise FramingError(f"no end of headers within {self._max} bytes")
                 break
             head_end = end + 4
-            match = _CONTENT_LENGTH.search(bytes(self._buffer[:end]))
-            raw_length = match.group(1).strip() if match else b"0"
-            if not re.fullmatch(rb"[0-9]{1,10}", raw_length):
-                raise FramingError(f"unreadable Content-Length {raw_length[:20]!r}")
-            length = int(raw_length)
+            length = stream_content_length(bytes(self._buffer[:end]))
             if head_end + length > self._max:
                 raise FramingError(f"message of {head_end + length} bytes is too large")
             if len(self._buffer) < head_end + length:
@@ -352,3 +348,38 @@ class StreamFramer:
             messages.append(bytes(self._buffer[: head_end + length]))
             del self._buffer[: head_end + length]
         return messages
+
+
+def stream_content_length(head: bytes) -> int:
+    """The body length announced in a stream message's head (start line and headers).
+
+    The header may sit anywhere, in any case, in compact form (`l:`) and folded over
+    continuation lines (RFC 3261 7.3.1). Missing means no body. Repeated values must agree.
+    Raises FramingError naming the problem for negative, non-numeric or absurd lengths.
+    """
+    values: list[bytes] = []
+    in_length = False  # the previous header line was a Content-Length: fold into it
+    for line in head.split(b"\r\n")[1:]:
+        if line[:1] in (b" ", b"\t"):
+            if in_length:
+                values[-1] = (values[-1] + b" " + line.strip()).strip()
+            continue
+        name, sep, value = line.partition(b":")
+        in_length = bool(sep) and name.strip().lower() in _LENGTH_NAMES
+        if in_length:
+            values.append(value.strip())
+    if not values:
+        return 0
+    lengths: set[int] = set()
+    for raw in values:
+        shown = raw[:20].decode("ascii", errors="replace")
+        if raw.startswith(b"-") and raw[1:].isdigit():
+            raise FramingError(f"negative Content-Length {shown!r}")
+        if not raw.isdigit() or not raw.isascii():
+            raise FramingError(f"unreadable Content-Length {shown!r}")
+        if len(raw) > 10:
+            raise FramingError(f"absurd Content-Length {shown!r}")
+        lengths.add(int(raw))
+    if len(lengths) > 1:
+        raise FramingError(f"conflicting Content-Length values {sorted(lengths)}")
+    return lengths.pop()

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import ssl
 import time
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from breaker._config import BreakerConfig
+from breaker._config import REDACTED, BreakerConfig
 from breaker.probes._base import ProbeResult
 
 log = logging.getLogger(__name__)
@@ -21,7 +23,7 @@ class HttpProbe:
 
     def __init__(self, cfg: BreakerConfig, *, client: httpx.AsyncClient | None = None) -> None:
         if cfg.target.kind != "http":
-            raise ValueError(f"HttpProbe needs an http(s):// target, got {cfg.target.url!r}")
+            raise ValueError(f"HttpProbe needs an http(s):// target, got {cfg.target.display!r}")
         self._cfg = cfg
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(
@@ -34,10 +36,24 @@ class HttpProbe:
 
     async def check(self) -> ProbeResult:
         try:
-            return await self._check()
+            result = await self._check()
         except Exception as exc:  # check() never raises: a bug must not kill the breaker
-            log.exception("HTTP probe of %s failed unexpectedly", self._cfg.target.url)
-            return _result(False, "error", None, f"{type(exc).__name__}: {exc}")
+            # no log.exception: a traceback can carry the URL, password included
+            log.error(
+                "probe.http.unexpected_error",
+                extra={"target": self._cfg.target.display, "error": self._scrub(repr(exc))},
+            )
+            result = _result(False, "error", None, f"{type(exc).__name__}: {exc}")
+        return dataclasses.replace(result, detail=self._scrub(result.detail))
+
+    def _scrub(self, text: str) -> str:
+        """httpx may quote the request URL in an error: never let its password out."""
+        target = self._cfg.target
+        text = text.replace(target.url, target.display)
+        password = urlsplit(target.url).password
+        for secret in {password, unquote(password)} if password else ():
+            text = text.replace(secret, REDACTED)
+        return text
 
     async def aclose(self) -> None:
         if self._owns_client:

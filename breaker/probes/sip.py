@@ -240,7 +240,7 @@ class SipProbe:
     ) -> None:
         target = cfg.target
         if target.kind != "sip":
-            raise ValueError(f"SipProbe needs a sip: target, got {target.url!r}")
+            raise ValueError(f"SipProbe needs a sip: target, got {target.display!r}")
         self._cfg = cfg
         self._target = target
         self._transport = target.transport or "udp"
@@ -281,7 +281,7 @@ class SipProbe:
             except _Failure as exc:
                 return _result(False, exc.reason, None, exc.detail)
             except Exception as exc:  # check() never raises: a bug must not kill the breaker
-                log.exception("SIP probe of %s failed unexpectedly", self._target.url)
+                log.exception("SIP probe of %s failed unexpectedly", self._target.display)
                 return _result(False, "error", None, f"{type(exc).__name__}: {exc}")
 
     async def aclose(self) -> None:
@@ -294,7 +294,7 @@ class SipProbe:
                         txn = self._next_txn("PUBLISH")
                         await self._exchange(channel, txn, self._publish_request(channel, txn, 0))
                 except Exception as exc:
-                    log.debug("withdrawing publication on %s: %s", self._target.url, exc)
+                    log.debug("withdrawing publication on %s: %s", self._target.display, exc)
             self._etag = None
             if channel is not None:
                 channel.close()
@@ -331,7 +331,8 @@ class SipProbe:
                 False, "dns", None, f"DNS resolution of {self._target.host} not done {within}"
             )
         if phase == "connect":
-            return _result(False, "timeout", None, f"no connection to {self._target.url} {within}")
+            detail = f"no connection to {self._target.display} {within}"
+            return _result(False, "timeout", None, detail)
         pending = self._last_pending
         detail = f"no final response {within}"
         if pending is not None and pending.provisional is not None:

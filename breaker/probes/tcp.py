@@ -18,7 +18,7 @@ class TcpProbe:
 
     def __init__(self, cfg: BreakerConfig, *, resolver: SipResolver | None = None) -> None:
         if cfg.target.kind != "tcp" or cfg.target.port is None:
-            raise ValueError(f"TcpProbe needs a tcp://host:port target, got {cfg.target.url!r}")
+            raise ValueError(f"TcpProbe needs a tcp://host:port target, got {cfg.target.display!r}")
         self._cfg = cfg
         self._host = cfg.target.host
         self._port = cfg.target.port
@@ -28,7 +28,7 @@ class TcpProbe:
         try:
             return await self._check()
         except Exception as exc:  # check() never raises: a bug must not kill the breaker
-            log.exception("TCP probe of %s failed unexpectedly", self._cfg.target.url)
+            log.exception("TCP probe of %s failed unexpectedly", self._cfg.target.display)
             return _result(False, "error", None, f"{type(exc).__name__}: {exc}")
 
     async def aclose(self) -> None:
@@ -55,12 +55,12 @@ class TcpProbe:
             return _result(False, "timeout", None, f"no connection within {cfg.timeout:g} s")
         except ConnectionRefusedError:
             return _result(
-                False, "connect-refused", None, f"connection to {cfg.target.url} refused"
+                False, "connect-refused", None, f"connection to {cfg.target.display} refused"
             )
         except (ConnectionResetError, ConnectionAbortedError) as exc:
             return _result(False, "connection-reset", None, str(exc))
         except OSError as exc:
-            return _result(False, "error", None, f"connecting to {cfg.target.url}: {exc}")
+            return _result(False, "error", None, f"connecting to {cfg.target.display}: {exc}")
         writer.close()
         if rtt > cfg.slow_threshold:
             limit = cfg.slow_threshold * 1000

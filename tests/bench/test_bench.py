@@ -13,7 +13,16 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-NAMES = ("hot_path", "redis_load", "api", "probe_scale", "detection", "fleet", "failover")
+NAMES = (
+    "hot_path",
+    "redis_load",
+    "api",
+    "probe_scale",
+    "detection",
+    "fleet",
+    "failover",
+    "slow_clients",
+)
 
 
 @pytest.fixture(scope="module")

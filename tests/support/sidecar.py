@@ -21,6 +21,7 @@ class Sidecar:
         target: str,
         *,
         redis: dict[str, str] | None = None,  # more [redis] keys, e.g. ssl_ca_file
+        open_reads: bool = True,
         **breaker: Any,
     ) -> None:
         self.workdir = workdir
@@ -35,6 +36,7 @@ class Sidecar:
             "[api]",
             'host = "127.0.0.1"',
             f"port = {self.port}",
+            f"open_reads = {str(open_reads).lower()}",
             "[logging]",
             'format = "json"',
             "[[breakers]]",
