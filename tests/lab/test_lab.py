@@ -1,4 +1,4 @@
-"""`breaker lab --quick` end to end: real Redis, Kamailio proxy and presence server, sidecar,
+"""`python -m lab --quick` end to end: real Redis, Kamailio proxy and presence server, sidecar,
 vm-presence instances, `breaker guard`; both timelines, then the files and the headline."""
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-# `breaker lab` as a user runs it; importing the command module first keeps the test
-# independent of whether breaker/cli/__init__.py registers it yet.
-LAB = [sys.executable, "-c", "import breaker.cli._lab; from breaker.cli import main; main()", "lab"]
+# `make lab` as a developer runs it: `python -m lab` from the checkout
+LAB = [sys.executable, "-m", "lab"]
 
 
 @dataclass
@@ -43,7 +42,7 @@ def lab_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRun]:
         cwd=REPO,
     )
     assert done.returncode == 0, (
-        f"breaker lab --quick failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        f"python -m lab --quick failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     )
     directories = [p for p in out.iterdir() if p.is_dir()]
     assert len(directories) == 1, f"expected one timestamped directory in {out}, saw {directories}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from breaker.lab._params import Mode
+from lab._params import Mode
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from breaker.lab._params import MODES, LabParams, Mode
-from breaker.lab._record import Headline, RunRecord, Second
+from lab._params import MODES, LabParams, Mode
+from lab._record import Headline, RunRecord, Second
 
 RESULTS_VERSION = 1
 

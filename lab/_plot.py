@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from breaker.lab._params import LabParams, Mode
-from breaker.lab._record import Second
+from lab._params import LabParams, Mode
+from lab._record import Second
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

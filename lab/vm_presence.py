@@ -1,6 +1,6 @@
 """The incident's batch job, replayed: PUBLISH message-summary for every mailbox, retrying.
 
-    python -m breaker.lab.vm_presence --proxy 5060 --mailboxes 100 --rate 50 \
+    python -m lab.vm_presence --proxy 5060 --mailboxes 100 --rate 50 \
         --status /tmp/vm-presence-1.json
 
 Like the real "vm-presence", an instance walks the mailboxes, sends one MWI PUBLISH
@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from breaker.lab._sip import LOOPBACK, SipUac, UacCounters, publish_mwi
+from lab._sip import LOOPBACK, SipUac, UacCounters, publish_mwi
 
 STATUS_EVERY = 0.25
 RETRY_AFTER_CAP = 60.0

@@ -6,8 +6,8 @@ import math
 from bisect import bisect_left
 from collections.abc import Sequence
 
-from breaker.lab._params import LabParams
-from breaker.lab._record import CanaryResult, Headline, RunRecord, Sample, Second
+from lab._params import LabParams
+from lab._record import CanaryResult, Headline, RunRecord, Sample, Second
 
 # A request the proxy relayed within this long after a client saw the first local 503
 # was already on its way (the 503 and the relayed datagram cross on loopback).

@@ -3,8 +3,8 @@
     Redis ── sidecar (probes the presence server directly)
                 │ verdict
     vm-presence ──UDP──> Kamailio proxy ──> counting relay ──> Kamailio presence server
-    canary, calls ─────> (kamailio.cfg)      (breaker.lab.wire)   (SIGSTOP = lock-up)
-                              └── calls ──> far-end UA (breaker.lab.wire)
+    canary, calls ─────> (kamailio.cfg)      (lab.wire)   (SIGSTOP = lock-up)
+                              └── calls ──> far-end UA (lab.wire)
 
 baseline: the proxy started with WITHOUT_BREAKER; vm-presence started bare every cycle.
 protected: the proxy with the breaker route (and PRESENCE_MAX_RATE = capacity unless
@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
-from breaker.lab._params import LabParams, Mode, Phase
-from breaker.lab._procs import (
+from lab._params import LabParams, Mode, Phase
+from lab._procs import (
     LOOPBACK,
     PROXY_CFG,
     Child,
@@ -47,8 +47,8 @@ from breaker.lab._procs import (
     sidecar_toml,
     wait_until,
 )
-from breaker.lab._record import CallRecord, CanaryResult, Cycle, RunRecord, Sample
-from breaker.lab._sip import SipUac, UacCounters, publish_mwi, short_call
+from lab._record import CallRecord, CanaryResult, Cycle, RunRecord, Sample
+from lab._sip import SipUac, UacCounters, publish_mwi, short_call
 
 Tick = Callable[[Mode, float, Phase], None]
 
@@ -144,7 +144,7 @@ class Environment:
         self.redis.start()
         self.wire = Child(
             python_module(
-                "breaker.lab.wire",
+                "lab.wire",
                 "--listen",
                 str(self.relay_port),
                 "--upstream",
@@ -183,7 +183,7 @@ class Environment:
     def job_argv(self, number: int, deadline: float) -> list[str]:
         p = self.params
         job = python_module(
-            "breaker.lab.vm_presence",
+            "lab.vm_presence",
             "--proxy",
             str(self.proxy_port),
             "--mailboxes",

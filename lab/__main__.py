@@ -1,4 +1,7 @@
-"""`breaker lab`: replay the incident on loopback, baseline vs protected (docs/lab.md)."""
+"""`python -m lab` (`make lab`): replay the incident on loopback, baseline vs protected.
+
+A developer tool beside the product, not part of the `breaker` package (docs/lab.md).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,9 @@ from typing import Annotated
 
 import typer
 
-from breaker.cli._app import app
-from breaker.lab import MODES, LabParams, Mode, run_lab
+from lab import MODES, LabParams, Mode, run_lab
+
+app = typer.Typer(add_completion=False, no_args_is_help=False)
 
 
 @app.command()
@@ -80,3 +84,11 @@ def lab(
     typer.echo(f"results: {result.results_path}")
     typer.echo(f"plot:    {result.plot_path}")
     typer.echo(f"summary: {result.summary_path}")
+
+
+def main() -> None:
+    app(prog_name="python -m lab")
+
+
+if __name__ == "__main__":
+    main()

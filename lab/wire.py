@@ -1,6 +1,6 @@
 """The lab's wire helper: the counting relay in front of the presence server, and the far end.
 
-    python -m breaker.lab.wire --listen 5071 --upstream 5070 --far-end 5080 \
+    python -m lab.wire --listen 5071 --upstream 5070 --far-end 5080 \
         --stats relay.json --events relay-events.json
 
 Runs until SIGTERM; rewrites `--stats` (totals) every 200 ms and writes `--events`
@@ -16,8 +16,8 @@ import signal
 import sys
 from pathlib import Path
 
-from breaker.lab._relay import Relay
-from breaker.lab._uas import FarEnd
+from lab._relay import Relay
+from lab._uas import FarEnd
 
 LOOPBACK = "127.0.0.1"
 

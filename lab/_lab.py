@@ -18,13 +18,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from breaker.lab._analysis import headline, series
-from breaker.lab._params import MODES, LabParams, Mode, Phase
-from breaker.lab._plot import plot
-from breaker.lab._procs import require
-from breaker.lab._record import Headline, RunRecord, Second
-from breaker.lab._report import machine, results, summary_table, write_json
-from breaker.lab._run import run_timeline
+from lab._analysis import headline, series
+from lab._params import MODES, LabParams, Mode, Phase
+from lab._plot import plot
+from lab._procs import require
+from lab._record import Headline, RunRecord, Second
+from lab._report import machine, results, summary_table, write_json
+from lab._run import run_timeline
 
 TOOLS = ("kamailio", "kamcmd", "redis-server")
 
