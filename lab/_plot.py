@@ -36,6 +36,11 @@ PANELS: Sequence[tuple[str, Metric, Metric | None]] = (
     ("vm-presence\ninstances running", lambda r: r.vm_presence_instances, None),
     ("proxy CPU\n(% of one core)", lambda r: r.proxy_cpu_percent, None),
     (
+        "DNS queries/s at the\nresolver (dotted: dropped)",
+        lambda r: r.dns_queries,
+        lambda r: r.dns_dropped_carrier + r.dns_dropped_presence,
+    ),
+    (
         "background calls OK %\n(by start second)",
         lambda r: _percent(r.calls_ok, r.calls_started),
         None,
@@ -72,13 +77,16 @@ def plot(runs: Mapping[Mode, Sequence[Second]], params: LabParams, path: Path) -
                     color=COLORS[mode],
                     linewidth=0.8,
                     linestyle=":",
-                    label=f"{mode}: datagrams answered/s",
+                    label=f"{mode}: datagrams answered/s" if label.startswith("requests") else None,
                     drawstyle="steps-mid",
                 )
         if label.startswith("requests/s"):
             ax.axhline(params.capacity, color="black", linewidth=0.9, linestyle="--")
             ax.text(0.2, params.capacity, f" capacity {params.capacity}/s", va="bottom", fontsize=8)
             ax.legend(loc="upper left", fontsize=7, ncol=2)
+        if label.startswith("DNS") and params.dns:
+            ax.axhline(params.dns_cap, color="black", linewidth=0.9, linestyle="--")
+            ax.text(0.2, params.dns_cap, f" cap {params.dns_cap}/s", va="bottom", fontsize=8)
         if "%" in label and "CPU" not in label:
             ax.set_ylim(-5, 105)
         ax.set_ylabel(label, fontsize=8)

@@ -6,6 +6,11 @@
     canary, calls ─────> (kamailio.cfg)      (lab.wire)   (SIGSTOP = lock-up)
                               └── calls ──> far-end UA (lab.wire)
 
+Every DNS lookup (the proxy's SRV + A per call to the carrier domain, vm-presence's
+NAPTR + SRV + A per PUBLISH) goes to dnsmasq through a policer capped at `dns_cap`
+queries/s (lab.resolver); the proxy sees it as its only nameserver through a
+resolv.conf bind-mounted in a mount namespace of its own.
+
 baseline: the proxy started with WITHOUT_BREAKER; vm-presence started bare every cycle.
 protected: the proxy with the breaker route (and PRESENCE_MAX_RATE = capacity unless
 disabled); every cycle runs `breaker guard presence --lock vm-presence -- vm-presence …`.
@@ -29,6 +34,7 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
+from lab._dns import CARRIER_DOMAIN, PRESENCE_SERVICE, dnsmasq_argv, resolv_conf
 from lab._params import LabParams, Mode, Phase
 from lab._procs import (
     LOOPBACK,
@@ -39,6 +45,7 @@ from lab._procs import (
     LabError,
     Redis,
     Sidecar,
+    await_ready,
     free_port,
     group_cpu_seconds,
     presence_server,
@@ -85,9 +92,10 @@ class Environment:
         self.params = params
         self.workdir = workdir
         ports: set[int] = set()
-        while len(ports) < 6:
+        while len(ports) < 7:
             ports.add(free_port())
         (
+            self.dnsmasq_port,
             self.redis_port,
             self.presence_port,
             self.relay_port,
@@ -130,18 +138,72 @@ class Environment:
             if params.rate_cap:
                 extra["PRESENCE_MAX_RATE"] = params.capacity
         extra["CHILDREN"] = params.proxy_children
+        self.dns_stats = workdir / "dns.json"
+        self.dns_events = workdir / "dns-events.json"
+        self.dnsmasq: Child | None = None
+        self.resolver: Child | None = None
+        self.nameserver: str | None = None
+        self.resolv_conf = workdir / "proxy-resolv.conf"
+        wrapper: list[str] = []
+        if params.dns:
+            extra["DNS_CACHE"] = "off"  # every call resolves the carrier: SRV, then A
+            extra["DNS_RETR_TIME"] = params.dns_timeout
+            extra["DNS_RETR_NO"] = params.dns_tries
+            # a loopback answer takes < 1 ms: a lookup this slow waited for a lost query
+            extra["DNS_SLOW_QUERY_MS"] = int(params.dns_timeout * 900)
+            wrapper = [
+                *("unshare", "--mount", "--propagation", "private", "sh", "-c"),
+                'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+                str(self.resolv_conf),
+            ]
         self.proxy = Kamailio(
             PROXY_CFG,
             workdir / "proxy",
             self.proxy_port,
             proxy_defines(self.proxy_port, self.relay_port, self.redis_port, **extra),
             name="proxy",
+            wrapper=wrapper,
         )
         self.instances_dir = workdir / "instances"
+
+    @property
+    def call_target(self) -> tuple[str, int] | str:
+        """Where background calls go: the carrier's domain (resolved by the proxy) or an address."""
+        return CARRIER_DOMAIN if self.params.dns else (LOOPBACK, self.far_end_port)
+
+    def start_dns(self) -> None:
+        self.dnsmasq = Child(
+            dnsmasq_argv(self.dnsmasq_port, self.proxy_port, self.far_end_port),
+            self.workdir / "dnsmasq.log",
+        )
+        self.resolver = Child(
+            python_module(
+                "lab.resolver",
+                "--upstream",
+                str(self.dnsmasq_port),
+                "--cap",
+                str(self.params.dns_cap),
+                "--stats",
+                str(self.dns_stats),
+                "--events",
+                str(self.dns_events),
+            ),
+            self.workdir / "resolver.log",
+        )
+        resolver = self.resolver
+        await_ready(resolver, self.dns_stats.exists, 10, "the lab resolver")
+        self.nameserver = str(json.loads(self.dns_stats.read_text())["address"])
+        self.resolv_conf.write_text(
+            resolv_conf(self.nameserver, self.params.dns_timeout, self.params.dns_tries)
+        )
+        dnsmasq = self.dnsmasq
+        await_ready(dnsmasq, lambda: "started" in dnsmasq.output(), 10, "dnsmasq")
 
     def start(self) -> None:
         self.instances_dir.mkdir(parents=True, exist_ok=True)
         self.redis.start()
+        if self.params.dns:
+            self.start_dns()
         self.wire = Child(
             python_module(
                 "lab.wire",
@@ -170,7 +232,13 @@ class Environment:
             )
 
     def stop(self) -> None:
-        for stop in (self.proxy.stop, self.sidecar.stop, self.stop_wire, self.presence.stop):
+        for stop in (
+            self.proxy.stop,
+            self.sidecar.stop,
+            self.stop_wire,
+            self.presence.stop,
+            self.stop_dns,
+        ):
             with contextlib.suppress(Exception):
                 stop()
         self.redis.stop()
@@ -179,6 +247,13 @@ class Environment:
         if self.wire is not None:
             self.wire.stop()
             self.wire = None
+
+    def stop_dns(self) -> None:
+        """The resolver writes its events on exit."""
+        for child in (self.resolver, self.dnsmasq):
+            if child is not None:
+                child.stop()
+        self.resolver = self.dnsmasq = None
 
     def job_argv(self, number: int, deadline: float) -> list[str]:
         p = self.params
@@ -201,6 +276,9 @@ class Environment:
             "--status",
             str(self.instances_dir / f"vm-presence-{number:03d}.json"),
         )
+        if self.nameserver is not None:
+            job += ["--resolver", self.nameserver, "--service", PRESENCE_SERVICE]
+            job += ["--dns-timeout", f"{p.dns_timeout:g}", "--dns-tries", str(p.dns_tries)]
         if self.mode == "baseline":
             return job
         guard = [*guard_argv(), "guard", BREAKER_NAME, "--lock", JOB_LOCK]
@@ -232,15 +310,17 @@ def _pid_alive(pid: int) -> bool:
     return False
 
 
-def _job_counts(directory: Path) -> tuple[int, int, int]:
-    """(running instances, retransmissions sent, 503s received), summed over every instance."""
-    running = retrans = got_503 = 0
+def _job_counts(directory: Path) -> tuple[int, int, int, int]:
+    """(running instances, retransmissions sent, 503s received, DNS tries timed out),
+    summed over every instance."""
+    running = retrans = got_503 = dns_timeouts = 0
     for status in _read_statuses(directory):
         if status.get("state") == "running" and _pid_alive(int(status.get("pid", 0))):
             running += 1
         retrans += int(status.get("retransmissions", 0))
         got_503 += int(status.get("finals", {}).get("503", 0))
-    return running, retrans, got_503
+        dns_timeouts += int(status.get("dns_timeouts", 0))
+    return running, retrans, got_503, dns_timeouts
 
 
 class _Recorder:
@@ -265,7 +345,7 @@ class _Recorder:
             asyncio.to_thread(group_cpu_seconds, self.env.proxy.pid),
             self._verdict(),
         )
-        running, job_retrans, job_503 = jobs
+        running, job_retrans, job_503, job_dns_timeouts = jobs
         sample = Sample(
             t=t,
             client_retransmissions=job_retrans + sum(c.retransmissions for c in self.clients),
@@ -277,6 +357,9 @@ class _Recorder:
             breaker_state=verdict[0] if verdict else None,
             admit_percent=verdict[1] if verdict else None,
             vm_presence_running=running,
+            job_dns_timeouts=job_dns_timeouts,
+            proxy_dns_failed=stats.get("dns:failed_dns_request"),
+            proxy_dns_slow=stats.get("dns:slow_dns_request"),
         )
         self.record.samples.append(sample)
         return sample
@@ -400,7 +483,7 @@ async def _drive(env: Environment, params: LabParams, tick: Tick | None) -> RunR
     record = RunRecord(mode=env.mode)
     loop = asyncio.get_running_loop()
     proxy = (LOOPBACK, env.proxy_port)
-    far_end = (LOOPBACK, env.far_end_port)
+    far_end = env.call_target
     canary_counters, call_counters = UacCounters(), UacCounters()
     canary_uac = await SipUac.open(proxy, canary_counters)
     call_uac = await SipUac.open(proxy, call_counters)
@@ -492,6 +575,9 @@ async def _drive(env: Environment, params: LabParams, tick: Tick | None) -> RunR
         record.first_503_at.append(canary_counters.first_503_at)
     await asyncio.to_thread(env.stop_wire)  # the relay writes its events on exit
     await asyncio.to_thread(_load_relay, env, record)
+    if env.params.dns:
+        await asyncio.to_thread(env.stop_dns)
+        await asyncio.to_thread(_load_dns, env, record)
     return record
 
 
@@ -526,3 +612,14 @@ def _load_relay(env: Environment, record: RunRecord) -> None:
     record.relay_requests = sorted(events["requests"])
     record.relay_retransmissions = sorted(events["retransmissions"])
     record.relay_responses = sorted(events["responses"])
+
+
+def _load_dns(env: Environment, record: RunRecord) -> None:
+    try:
+        events = json.loads(env.dns_events.read_text())
+    except (OSError, ValueError) as exc:
+        raise LabError(
+            f"the lab resolver left no event file ({exc}); see {env.workdir / 'resolver.log'}"
+        ) from None
+    record.dns_queries = {c: sorted(v) for c, v in events["queries"].items()}
+    record.dns_dropped = {c: sorted(v) for c, v in events["dropped"].items()}

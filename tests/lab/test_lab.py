@@ -128,3 +128,30 @@ def test_protected_run_keeps_one_vm_presence_instance_at_a_time(lab_run: LabRun)
     assert lab_run.headline("baseline")["max_vm_presence_instances"] >= 2, (
         "the baseline should pile up vm-presence instances during the lock-up"
     )
+
+
+@pytest.mark.timeout(200)
+def test_baseline_calls_fail_after_the_restart_because_the_resolver_drops_lookups(
+    lab_run: LabRun,
+) -> None:
+    baseline = lab_run.headline("baseline")
+    share = baseline["calls_success_restart"]
+    assert share is not None and share <= 0.5, (
+        f"expected ≤ 50 % of baseline calls OK in the restart window, saw {share} "
+        f"({baseline['calls_ok_restart']}/{baseline['calls_restart']})"
+    )
+    assert baseline["dns_dropped_carrier"] > 0, "no registrar lookup dropped at the resolver"
+    assert baseline["dns_dropped_presence"] > 0, "no vm-presence lookup dropped at the resolver"
+    assert baseline["job_dns_timeouts"] > 0, "vm-presence saw no DNS timeout"
+
+
+@pytest.mark.timeout(200)
+def test_protected_run_keeps_calls_up_and_the_resolver_under_its_cap(lab_run: LabRun) -> None:
+    protected = lab_run.headline("protected")
+    share = protected["calls_success_restart"]
+    assert share is not None and share >= 0.99, (
+        f"expected ≥ 99 % of protected calls OK in the restart window, saw {share} "
+        f"({protected['calls_ok_restart']}/{protected['calls_restart']})"
+    )
+    dropped = protected["dns_dropped_carrier"] + protected["dns_dropped_presence"]
+    assert dropped == 0, f"expected no DNS query dropped in the protected run, saw {dropped}"
