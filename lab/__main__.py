@@ -5,12 +5,14 @@ A developer tool beside the product, not part of the `breaker` package (docs/lab
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from lab import MODES, LabParams, Mode, run_lab
+from lab._procs import LabError
 
 app = typer.Typer(add_completion=False, no_args_is_help=False)
 
@@ -56,6 +58,17 @@ def lab(
     calls: Annotated[
         float | None, typer.Option("--calls", min=0.1, help="background calls per second")
     ] = None,
+    dns: Annotated[
+        bool,
+        typer.Option(
+            "--dns/--no-dns",
+            help="route every lookup through the rate-capped lab resolver (needs root)",
+        ),
+    ] = True,
+    dns_cap: Annotated[
+        int | None,
+        typer.Option("--dns-cap", min=1, help="DNS queries/s the lab resolver lets through"),
+    ] = None,
     only: Annotated[
         str | None, typer.Option("--only", help="run one timeline: baseline or protected")
     ] = None,
@@ -72,6 +85,8 @@ def lab(
         capacity=capacity,
         calls_per_second=calls,
         rate_cap=rate_cap,
+        dns=dns,
+        dns_cap=dns_cap,
     )
     modes: tuple[Mode, ...] = MODES
     if only is not None:
@@ -87,7 +102,12 @@ def lab(
 
 
 def main() -> None:
-    app(prog_name="python -m lab")
+    """Usage errors as click prints them; a lab that cannot start: `lab: <one line>`, exit 2."""
+    try:
+        app(prog_name="python -m lab")
+    except LabError as exc:
+        typer.echo(f"lab: {exc}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -59,14 +59,14 @@ class LabParams:
         """≤ 60 s for both runs: for tests and a first look."""
         return cls(
             normal=5.0,
-            freeze=10.0,
+            freeze=12.0,
             settle=8.0,
             cycle=2.5,
             mailboxes=70,
             rate=40.0,
-            window=24,
+            window=32,
             max_attempts=4,
-            calls_per_second=4.0,
+            calls_per_second=5.0,
             slow_start=3.0,
             dns_cap=240,
         )
