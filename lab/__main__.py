@@ -69,6 +69,17 @@ def lab(
         int | None,
         typer.Option("--dns-cap", min=1, help="DNS queries/s the lab resolver lets through"),
     ] = None,
+    sockets: Annotated[
+        bool,
+        typer.Option(
+            "--sockets/--no-sockets",
+            help="vm-presence and every other call (to a PBX) over TCP, with a connection limit",
+        ),
+    ] = False,
+    tcp_max_connections: Annotated[
+        int | None,
+        typer.Option("--tcp-max-connections", min=4, help="the registrar's TCP connection limit"),
+    ] = None,
     only: Annotated[
         str | None, typer.Option("--only", help="run one timeline: baseline or protected")
     ] = None,
@@ -87,6 +98,8 @@ def lab(
         rate_cap=rate_cap,
         dns=dns,
         dns_cap=dns_cap,
+        sockets=sockets,
+        tcp_max_connections=tcp_max_connections,
     )
     modes: tuple[Mode, ...] = MODES
     if only is not None:

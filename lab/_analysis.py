@@ -89,6 +89,9 @@ def series(record: RunRecord, params: LabParams) -> list[Second]:
         proxy_dns = _delta(
             end.proxy_dns_slow if end else None, start.proxy_dns_slow if start else None
         )
+        tcp_refused = _delta(
+            end.proxy_tcp_refused if end else None, start.proxy_tcp_refused if start else None
+        )
         job_dns = _delta(
             end.job_dns_timeouts if end else None, start.job_dns_timeouts if start else None
         )
@@ -131,6 +134,8 @@ def series(record: RunRecord, params: LabParams) -> list[Second]:
                 dns_dropped_presence=dropped_presence[i],
                 proxy_dns_timeouts=int(proxy_dns) if proxy_dns is not None else None,
                 job_dns_timeouts=int(job_dns or 0),
+                proxy_tcp_connections=end.proxy_tcp_open if end else None,
+                proxy_tcp_refused=int(tcp_refused) if tcp_refused is not None else None,
             )
         )
     return rows
@@ -183,6 +188,12 @@ def headline(record: RunRecord, rows: Sequence[Second], params: LabParams) -> He
     first_sample = _sample_at(record.samples, math.floor(freeze - record.t0 + 1e-6))
     last_sample = record.samples[-1] if record.samples else None
     incident_rows = [r for r in rows if r.phase != "normal"]
+    by_kind: dict[str, list[int]] = {}
+    for c in incident_calls:
+        counts = by_kind.setdefault(c.kind, [0, 0])
+        counts[0] += 1
+        counts[1] += int(c.ok)
+    tcp_open = [r.proxy_tcp_connections for r in rows if r.proxy_tcp_connections is not None]
     incident_canary = [c for c in record.canary if c.sent_at >= freeze]
     lockup_rows = [r for r in rows if r.phase == "locked_up"]
     proxy_503 = [r.proxy_503 for r in rows]
@@ -226,6 +237,17 @@ def headline(record: RunRecord, rows: Sequence[Second], params: LabParams) -> He
             first_sample.proxy_dns_failed if first_sample else None,
         ),
         job_dns_timeouts=sum(r.job_dns_timeouts for r in incident_rows),
+        calls_by_kind=dict(sorted(by_kind.items(), reverse=True)),
+        tcp_max_connections=params.tcp_max_connections if params.sockets else None,
+        tcp_connections_peak=max(tcp_open) if tcp_open and params.sockets else None,
+        tcp_refused=(
+            _int_delta(
+                last_sample.proxy_tcp_refused if last_sample else None,
+                first_sample.proxy_tcp_refused if first_sample else None,
+            )
+            if params.sockets
+            else None
+        ),
         canary_incident=len(incident_canary),
         canary_ok_incident=sum(1 for c in incident_canary if _on_time(c, params.call_deadline)),
         max_vm_presence_instances=max((r.vm_presence_instances for r in rows), default=0),

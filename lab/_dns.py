@@ -78,6 +78,8 @@ def dnsmasq_argv(port: int, proxy_port: int, far_end_port: int) -> list[str]:
         "--log-facility=-",
         f"--naptr-record={PRESENCE_SERVICE},10,50,S,SIP+D2U,,_sip._udp.{PRESENCE_SERVICE}",
         f"--srv-host=_sip._udp.{PRESENCE_SERVICE},proxy.{ZONE},{proxy_port},0,0",
+        f"--naptr-record={PRESENCE_SERVICE},20,50,S,SIP+D2T,,_sip._tcp.{PRESENCE_SERVICE}",
+        f"--srv-host=_sip._tcp.{PRESENCE_SERVICE},proxy.{ZONE},{proxy_port},0,0",
         f"--host-record=proxy.{ZONE},{LOOPBACK}",
         f"--srv-host=_sip._udp.{CARRIER_DOMAIN},gw.{CARRIER_DOMAIN},{far_end_port},0,0",
         f"--host-record=gw.{CARRIER_DOMAIN},{LOOPBACK}",

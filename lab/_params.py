@@ -53,6 +53,11 @@ class LabParams:
     dns_cap: int = 300
     dns_timeout: int = 1  # s per try: Kamailio's dns_retr_time and vm-presence's (glibc: 5)
     dns_tries: int = 2  # tries per lookup: Kamailio's dns_retr_no and vm-presence's (glibc: 2)
+    # sockets (docs/lab.md "The registrar's sockets", off by default: see there why):
+    # vm-presence keeps one TCP connection per PUBLISH in flight, and every other
+    # background call is inbound, to a PBX over TCP
+    sockets: bool = False
+    tcp_max_connections: int = 128  # the proxy's tcp_max_connections (Kamailio's default 2048)
 
     @classmethod
     def quick(cls) -> LabParams:

@@ -25,6 +25,8 @@ class Sample:
     job_dns_timeouts: int = 0  # DNS tries of vm-presence instances that got no answer
     proxy_dns_failed: int | None = None  # Kamailio dns:failed_dns_request
     proxy_dns_slow: int | None = None  # Kamailio dns:slow_dns_request (≥ 0.9 x dns_retr_time)
+    proxy_tcp_open: int | None = None  # Kamailio tcp:current_opened_connections
+    proxy_tcp_refused: int | None = None  # tcp:local_reject + tcp:connect_failed
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class CallRecord:
     ok: bool
     setup_status: int | None
     setup_time: float | None
+    kind: str = "outbound"  # outbound: to the carrier (DNS); inbound: to a PBX over TCP
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ class Second:
     dns_dropped_presence: int = 0  # vm-presence's lookups
     proxy_dns_timeouts: int | None = None  # Kamailio: lookups that waited for a lost query
     job_dns_timeouts: int = 0  # vm-presence: DNS tries with no answer
+    proxy_tcp_connections: int | None = None  # open at the end of the second
+    proxy_tcp_refused: int | None = None  # connections refused or not opened at the limit
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,10 @@ class Headline:
     calls_restart: int  # calls started from the restart to the end
     calls_ok_restart: int
     calls_failed_restart: dict[str, int]  # final answer ("478", "timeout", "late") -> count
+    calls_by_kind: dict[str, list[int]]  # kind -> [started, OK], lock-up to end
+    tcp_max_connections: int | None  # the proxy's limit; None: sockets not modelled
+    tcp_connections_peak: int | None
+    tcp_refused: int | None  # lock-up to end
     dns_cap: int | None  # queries/s the resolver lets through; None: DNS not modelled
     dns_queries_peak_rps: int  # most queries arriving at the resolver in one second
     dns_dropped_carrier: int  # the proxy's queries dropped at the cap, lock-up to end

@@ -123,6 +123,15 @@ def _opt(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
+def _kinds(by_kind: Mapping[str, list[int]]) -> str:
+    parts = []
+    for kind in ("outbound", "inbound"):
+        if kind in by_kind:
+            started, ok = by_kind[kind]
+            parts.append(f"{100 * ok / started:.0f} %" if started else "-")
+    return " / ".join(parts) or "-"
+
+
 def _failures(failed: Mapping[str, int]) -> str:
     return ", ".join(f"{reason} x{count}" for reason, count in failed.items()) or "none"
 
@@ -207,7 +216,23 @@ def summary_table(params: LabParams, headlines: Mapping[Mode, Headline]) -> str:
         (
             "… failed calls in that window, by final answer",
             {m: _failures(h[m].calls_failed_restart) for m in modes},
-            "478: carrier unresolvable",
+            "late: set up after 2 s, behind lookups waiting for lost queries; 478: unresolvable",
+        ),
+        (
+            "… outbound calls (carrier, DNS) / inbound calls (PBX, TCP) OK, lock-up → end",
+            {m: _kinds(h[m].calls_by_kind) for m in modes},
+            "",
+        ),
+        (
+            "registrar TCP connections open, peak",
+            {m: _opt(h[m].tcp_connections_peak) for m in modes},
+            f"limit {params.tcp_max_connections}" if params.sockets else "sockets not modelled",
+        ),
+        (
+            "TCP connections refused at the limit, lock-up → end (tcp: local_reject + "
+            "connect_failed)",
+            {m: _opt(h[m].tcp_refused) for m in modes},
+            "",
         ),
         (
             "DNS queries/s at the lab resolver, peak",
@@ -270,6 +295,8 @@ def summary_table(params: LabParams, headlines: Mapping[Mode, Headline]) -> str:
             "",
         )
     )
+    if not params.sockets:
+        rows = [row for row in rows if "TCP" not in row[0]]
     lines = [
         "| | " + " | ".join(modes) + " | bound / goal |",
         "|---|" + "---|" * len(modes) + "---|",

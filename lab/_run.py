@@ -92,9 +92,10 @@ class Environment:
         self.params = params
         self.workdir = workdir
         ports: set[int] = set()
-        while len(ports) < 7:
+        while len(ports) < 8:
             ports.add(free_port())
         (
+            self.pbx_port,
             self.dnsmasq_port,
             self.redis_port,
             self.presence_port,
@@ -138,6 +139,10 @@ class Environment:
             if params.rate_cap:
                 extra["PRESENCE_MAX_RATE"] = params.capacity
         extra["CHILDREN"] = params.proxy_children
+        if params.sockets:
+            extra["WITH_TCP"] = True
+            extra["LISTEN_TCP"] = f"tcp:{LOOPBACK}:{self.proxy_port}"
+            extra["TCP_MAX_CONNECTIONS"] = params.tcp_max_connections
         self.dns_stats = workdir / "dns.json"
         self.dns_events = workdir / "dns-events.json"
         self.dnsmasq: Child | None = None
@@ -170,6 +175,12 @@ class Environment:
     def call_target(self) -> tuple[str, int] | str:
         """Where background calls go: the carrier's domain (resolved by the proxy) or an address."""
         return CARRIER_DOMAIN if self.params.dns else (LOOPBACK, self.far_end_port)
+
+    def target_of(self, n: int) -> tuple[str, tuple[str, int] | str]:
+        """Call n's kind and target: with sockets modelled, every other call is inbound."""
+        if self.params.sockets and n % 2 == 1:
+            return "inbound", f"{LOOPBACK}:{self.pbx_port};transport=tcp"
+        return "outbound", self.call_target
 
     def start_dns(self) -> None:
         self.dnsmasq = Child(
@@ -213,6 +224,8 @@ class Environment:
                 str(self.presence_port),
                 "--far-end",
                 str(self.far_end_port),
+                "--pbx",
+                str(self.pbx_port if self.params.sockets else 0),
                 "--stats",
                 str(self.relay_stats),
                 "--events",
@@ -276,6 +289,8 @@ class Environment:
             "--status",
             str(self.instances_dir / f"vm-presence-{number:03d}.json"),
         )
+        if p.sockets:
+            job += ["--transport", "tcp"]
         if self.nameserver is not None:
             job += ["--resolver", self.nameserver, "--service", PRESENCE_SERVICE]
             job += ["--dns-timeout", f"{p.dns_timeout:g}", "--dns-tries", str(p.dns_tries)]
@@ -360,6 +375,12 @@ class _Recorder:
             job_dns_timeouts=job_dns_timeouts,
             proxy_dns_failed=stats.get("dns:failed_dns_request"),
             proxy_dns_slow=stats.get("dns:slow_dns_request"),
+            proxy_tcp_open=stats.get("tcp:current_opened_connections"),
+            proxy_tcp_refused=(
+                stats["tcp:local_reject"] + stats["tcp:connect_failed"]
+                if "tcp:local_reject" in stats and "tcp:connect_failed" in stats
+                else None
+            ),
         )
         self.record.samples.append(sample)
         return sample
@@ -483,7 +504,6 @@ async def _drive(env: Environment, params: LabParams, tick: Tick | None) -> RunR
     record = RunRecord(mode=env.mode)
     loop = asyncio.get_running_loop()
     proxy = (LOOPBACK, env.proxy_port)
-    far_end = env.call_target
     canary_counters, call_counters = UacCounters(), UacCounters()
     canary_uac = await SipUac.open(proxy, canary_counters)
     call_uac = await SipUac.open(proxy, call_counters)
@@ -507,9 +527,12 @@ async def _drive(env: Environment, params: LabParams, tick: Tick | None) -> RunR
         record.canary.append(CanaryResult(outcome.sent_at, outcome.done_at, outcome.status))
 
     async def call(n: int) -> None:
-        result = await short_call(call_uac, f"call{n}", far_end, params.call_deadline, CALL_GIVE_UP)
+        kind, target = env.target_of(n)
+        result = await short_call(call_uac, f"call{n}", target, params.call_deadline, CALL_GIVE_UP)
         record.calls.append(
-            CallRecord(result.started_at, result.ok_within, result.setup_status, result.setup_time)
+            CallRecord(
+                result.started_at, result.ok_within, result.setup_status, result.setup_time, kind
+            )
         )
 
     async def spawn(n: int) -> None:

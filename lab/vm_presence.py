@@ -18,6 +18,11 @@ then the A and AAAA records of the SRV target (`--dns-timeout` s per try, `--dns
 per lookup, like a stub resolver). A lookup that times out fails the attempt, which
 is re-attempted like a failed PUBLISH.
 
+With `--transport tcp`, each of the `--window` PUBLISHes in flight has its own TCP
+connection to the proxy, kept open from one mailbox to the next and re-opened when
+it fails (no retransmissions: TCP is reliable; the answer is awaited up to Timer
+F); the NAPTR it follows is then `SIP+D2T`.
+
 Its counters go to `--status` (JSON, rewritten every 250 ms and at exit). Exit
 status: 0 every mailbox published, 1 some gave up, 143 stopped by SIGTERM (which
 is what `breaker guard` sends when the breaker opens).
@@ -41,7 +46,8 @@ import dns.exception
 import dns.message
 import dns.rdatatype
 
-from lab._sip import LOOPBACK, SipUac, UacCounters, publish_mwi
+from lab._sip import LOOPBACK, Outcome, SipUac, UacCounters, publish_mwi
+from lab._tcp import TcpChannel, publish_mwi_tcp
 
 STATUS_EVERY = 0.25
 RETRY_AFTER_CAP = 60.0
@@ -58,6 +64,7 @@ class Job:
     honor_retry_after: bool
     domain: str
     lookup: Lookup | None = None
+    transport: str = "udp"
     counters: UacCounters = field(default_factory=UacCounters)
     published: int = 0
     gave_up: int = 0
@@ -90,6 +97,7 @@ class Lookup:
     service: str
     timeout: float
     tries: int
+    naptr_service: str = "SIP+D2U"
     queries: int = 0
     timeouts: int = 0  # tries that got no answer
     failures: int = 0  # lookups that gave up (every try timed out, or no record)
@@ -109,14 +117,18 @@ class Lookup:
         """The (address, port) of the presence service, or None when DNS failed."""
         try:
             naptr = await self._query(self.service, dns.rdatatype.NAPTR)
-            srv_name = str(naptr.answer[0][0].replacement)
+            srv_name = next(
+                str(record.replacement)
+                for record in naptr.answer[0]
+                if record.service.decode().upper() == self.naptr_service
+            )
             srv = await self._query(srv_name, dns.rdatatype.SRV)
             target, port = str(srv.answer[0][0].target), int(srv.answer[0][0].port)
             a = await self._query(target, dns.rdatatype.A)
             # a dual-stack stub (getaddrinfo, AF_UNSPEC) asks AAAA as well; none here
             await self._query(target, dns.rdatatype.AAAA)
             return str(a.answer[0][0].address), port
-        except (LookupError, IndexError, dns.exception.DNSException):
+        except (LookupError, IndexError, StopIteration, dns.exception.DNSException):
             self.failures += 1
             return None
 
@@ -146,12 +158,17 @@ async def run_job(job: Job, proxy: tuple[str, int]) -> None:
     pacer = _Pacer(job.rate)
 
     async def worker() -> None:
-        while True:
-            try:
-                number = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            await _one_mailbox(job, uac, pacer, f"mbox{number}")
+        channel = TcpChannel(uac.remote) if job.transport == "tcp" else None
+        try:
+            while True:
+                try:
+                    number = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                await _one_mailbox(job, uac, channel, pacer, f"mbox{number}")
+        finally:
+            if channel is not None:
+                channel.close()
 
     try:
         await asyncio.gather(*(worker() for _ in range(min(job.window, job.mailboxes))))
@@ -159,12 +176,17 @@ async def run_job(job: Job, proxy: tuple[str, int]) -> None:
         uac.close()
 
 
-async def _one_mailbox(job: Job, uac: SipUac, pacer: _Pacer, user: str) -> None:
+async def _one_mailbox(
+    job: Job, uac: SipUac, channel: TcpChannel | None, pacer: _Pacer, user: str
+) -> None:
     for attempt in range(1, job.max_attempts + 1):
         await pacer.wait()
         job.attempts += 1
+        outcome: Outcome | None
         if job.lookup is not None and await job.lookup.resolve() != uac.remote:
             outcome = None  # the presence service was not found (or not where expected)
+        elif channel is not None:
+            outcome = await publish_mwi_tcp(channel, job.counters, user, job.domain)
         else:
             outcome = await publish_mwi(uac, user, job.domain)
         if outcome is not None and outcome.status is not None and 200 <= outcome.status < 300:
@@ -196,8 +218,15 @@ async def _main(args: argparse.Namespace) -> int:
         retry_delay=args.retry_delay,
         honor_retry_after=not args.ignore_retry_after,
         domain=args.domain,
+        transport=args.transport,
         lookup=(
-            Lookup(args.resolver, args.service, args.dns_timeout, args.dns_tries)
+            Lookup(
+                args.resolver,
+                args.service,
+                args.dns_timeout,
+                args.dns_tries,
+                "SIP+D2T" if args.transport == "tcp" else "SIP+D2U",
+            )
             if args.resolver
             else None
         ),
@@ -252,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-delay", type=float, default=1.0)
     parser.add_argument("--ignore-retry-after", action="store_true")
     parser.add_argument("--domain", default=LOOPBACK)
+    parser.add_argument("--transport", choices=("udp", "tcp"), default="udp")
     parser.add_argument("--resolver", help="nameserver address (port 53): look up per PUBLISH")
     parser.add_argument("--service", default="presence.lab.test", help="NAPTR name to look up")
     parser.add_argument("--dns-timeout", type=float, default=1.0, help="seconds per DNS try")

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from lab._relay import Relay
+from lab._tcp import Pbx
 from lab._uas import FarEnd
 
 LOOPBACK = "127.0.0.1"
@@ -31,6 +32,7 @@ def _write(path: Path, data: object) -> None:
 async def _main(args: argparse.Namespace) -> int:
     relay = await Relay((LOOPBACK, args.listen), (LOOPBACK, args.upstream)).start()
     far_end = await FarEnd(args.far_end).start() if args.far_end else None
+    pbx = await Pbx(args.pbx).start() if args.pbx else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -47,6 +49,8 @@ async def _main(args: argparse.Namespace) -> int:
     relay.close()
     if far_end is not None:
         far_end.close()
+    if pbx is not None:
+        pbx.close()
     _write(stats, relay.counts.totals())
     if args.events:
         _write(Path(args.events), relay.counts.events())
@@ -58,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", type=int, required=True, help="relay port the proxy sends to")
     parser.add_argument("--upstream", type=int, required=True, help="the presence server's port")
     parser.add_argument("--far-end", type=int, default=0, help="port of the far-end UA (0: none)")
+    parser.add_argument("--pbx", type=int, default=0, help="TCP port of the PBX (0: none)")
     parser.add_argument("--stats", required=True)
     parser.add_argument("--events")
     return asyncio.run(_main(parser.parse_args(argv)))
