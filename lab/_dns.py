@@ -22,9 +22,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
 ZONE = "lab.test"
@@ -200,16 +198,3 @@ class Policer:
             if transport is not None:
                 with contextlib.suppress(Exception):
                     transport.close()
-
-
-def load_events(path: Path) -> dict[str, dict[str, list[float]]]:
-    import json
-
-    data = json.loads(path.read_text())
-    return {kind: {c: sorted(v) for c, v in by.items()} for kind, by in data.items()}
-
-
-def all_times(
-    events: dict[str, dict[str, list[float]]], kind: str, clients: Sequence[str]
-) -> list[float]:
-    return sorted(t for c in clients for t in events.get(kind, {}).get(c, []))

@@ -625,24 +625,23 @@ async def _stop_jobs(jobs: list[tuple[int, float, Child]], record: RunRecord, mo
         record.cycles.append(Cycle(number, round(at, 3), code, outcome))
 
 
-def _load_relay(env: Environment, record: RunRecord) -> None:
+def _events(path: Path, what: str, log: Path) -> dict[str, Any]:
+    """The event file a helper process writes on exit."""
     try:
-        events = json.loads(env.relay_events.read_text())
+        events: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise LabError(
-            f"the relay left no event file ({exc}); see {env.workdir / 'wire.log'}"
-        ) from None
+        raise LabError(f"{what} left no event file ({exc}); see {log}") from None
+    return events
+
+
+def _load_relay(env: Environment, record: RunRecord) -> None:
+    events = _events(env.relay_events, "the relay", env.workdir / "wire.log")
     record.relay_requests = sorted(events["requests"])
     record.relay_retransmissions = sorted(events["retransmissions"])
     record.relay_responses = sorted(events["responses"])
 
 
 def _load_dns(env: Environment, record: RunRecord) -> None:
-    try:
-        events = json.loads(env.dns_events.read_text())
-    except (OSError, ValueError) as exc:
-        raise LabError(
-            f"the lab resolver left no event file ({exc}); see {env.workdir / 'resolver.log'}"
-        ) from None
+    events = _events(env.dns_events, "the lab resolver", env.workdir / "resolver.log")
     record.dns_queries = {c: sorted(v) for c, v in events["queries"].items()}
     record.dns_dropped = {c: sorted(v) for c, v in events["dropped"].items()}

@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
-import signal
 import sys
 from pathlib import Path
 
 from lab._dns import LOOPBACK, Policer
-
-
-def _write(path: Path, data: object) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
+from lab._serve import report_until_stopped, write_json
 
 
 async def _bind(upstream: int, cap: float) -> Policer:
@@ -38,23 +31,16 @@ async def _bind(upstream: int, cap: float) -> Policer:
 
 async def _main(args: argparse.Namespace) -> int:
     policer = await _bind(args.upstream, args.cap)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     stats = Path(args.stats)
     print(f"resolver ready: {policer.listen[0]}:53 -> {args.upstream}, cap {args.cap:g}/s")
-    while not stop.is_set():
-        _write(stats, {"address": policer.listen[0], "cap": args.cap, **policer.counts.totals()})
-        try:
-            async with asyncio.timeout(0.2):
-                await stop.wait()
-        except TimeoutError:
-            pass
+    await report_until_stopped(
+        lambda: write_json(
+            stats, {"address": policer.listen[0], "cap": args.cap, **policer.counts.totals()}
+        )
+    )
     policer.close()
-    _write(stats, {"address": policer.listen[0], "cap": args.cap, **policer.counts.totals()})
     if args.events:
-        _write(Path(args.events), policer.counts.events())
+        write_json(Path(args.events), policer.counts.events())
     return 0
 
 

@@ -11,49 +11,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import signal
 import sys
 from pathlib import Path
 
 from lab._relay import Relay
+from lab._serve import report_until_stopped, write_json
 from lab._tcp import Pbx
 from lab._uas import FarEnd
 
 LOOPBACK = "127.0.0.1"
 
 
-def _write(path: Path, data: object) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
-
-
 async def _main(args: argparse.Namespace) -> int:
     relay = await Relay((LOOPBACK, args.listen), (LOOPBACK, args.upstream)).start()
     far_end = await FarEnd(args.far_end).start() if args.far_end else None
     pbx = await Pbx(args.pbx).start() if args.pbx else None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     stats = Path(args.stats)
     print(f"wire ready: relay {args.listen} -> {args.upstream}", flush=True)
-    while not stop.is_set():
-        _write(stats, relay.counts.totals())
-        try:
-            async with asyncio.timeout(0.2):
-                await stop.wait()
-        except TimeoutError:
-            pass
+    await report_until_stopped(lambda: write_json(stats, relay.counts.totals()))
     relay.close()
     if far_end is not None:
         far_end.close()
     if pbx is not None:
         pbx.close()
-    _write(stats, relay.counts.totals())
     if args.events:
-        _write(Path(args.events), relay.counts.events())
+        write_json(Path(args.events), relay.counts.events())
     return 0
 
 
