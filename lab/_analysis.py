@@ -240,6 +240,7 @@ def headline(record: RunRecord, rows: Sequence[Second], params: LabParams) -> He
         calls_by_kind=dict(sorted(by_kind.items(), reverse=True)),
         tcp_max_connections=params.tcp_max_connections if params.sockets else None,
         tcp_connections_peak=max(tcp_open) if tcp_open and params.sockets else None,
+        tcp_send_refused=record.tcp_send_refused,
         tcp_refused=(
             _int_delta(
                 last_sample.proxy_tcp_refused if last_sample else None,

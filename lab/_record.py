@@ -26,7 +26,7 @@ class Sample:
     proxy_dns_failed: int | None = None  # Kamailio dns:failed_dns_request
     proxy_dns_slow: int | None = None  # Kamailio dns:slow_dns_request (≥ 0.9 x dns_retr_time)
     proxy_tcp_open: int | None = None  # Kamailio tcp:current_opened_connections
-    proxy_tcp_refused: int | None = None  # tcp:local_reject + tcp:connect_failed
+    proxy_tcp_refused: int | None = None  # tcp:local_reject: incoming refused at the limit
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class RunRecord:
     # at the lab resolver, per client ("carrier": the proxy, "presence": vm-presence)
     dns_queries: dict[str, list[float]] = field(default_factory=dict)
     dns_dropped: dict[str, list[float]] = field(default_factory=dict)
+    tcp_send_refused: int | None = None  # outgoing connections not opened at the limit (log)
     notes: list[str] = field(default_factory=list)
 
 
@@ -144,7 +145,8 @@ class Headline:
     calls_by_kind: dict[str, list[int]]  # kind -> [started, OK], lock-up to end
     tcp_max_connections: int | None  # the proxy's limit; None: sockets not modelled
     tcp_connections_peak: int | None
-    tcp_refused: int | None  # lock-up to end
+    tcp_refused: int | None  # incoming, lock-up to end
+    tcp_send_refused: int | None  # outgoing (to the PBX), whole run
     dns_cap: int | None  # queries/s the resolver lets through; None: DNS not modelled
     dns_queries_peak_rps: int  # most queries arriving at the resolver in one second
     dns_dropped_carrier: int  # the proxy's queries dropped at the cap, lock-up to end

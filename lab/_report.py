@@ -229,9 +229,9 @@ def summary_table(params: LabParams, headlines: Mapping[Mode, Headline]) -> str:
             f"limit {params.tcp_max_connections}" if params.sockets else "sockets not modelled",
         ),
         (
-            "TCP connections refused at the limit, lock-up → end (tcp: local_reject + "
-            "connect_failed)",
-            {m: _opt(h[m].tcp_refused) for m in modes},
+            "TCP connections refused at the limit: incoming, lock-up → end (tcp:local_reject)"
+            " / outgoing to the PBX, whole run (log)",
+            {m: f"{_opt(h[m].tcp_refused)} / {_opt(h[m].tcp_send_refused)}" for m in modes},
             "",
         ),
         (

@@ -62,6 +62,7 @@ Tick = Callable[[Mode, float, Phase], None]
 BREAKER_NAME = "presence"
 JOB_LOCK = "vm-presence"
 EVENTS_CHANNEL = "breaker:events"
+TCP_LIMIT = "maximum number of connections exceeded"  # Kamailio's log line at the limit
 CALL_GIVE_UP = 8.0  # a background call transaction is abandoned after this (Timer B is 32 s)
 _VERDICT = re.compile(r"event=breaker\.verdict .*?state=(\w+) admit=(\d+)")
 _PROBES = re.compile(r'^breaker_probes_total\{name="presence"\} ([0-9.e+]+)$', re.MULTILINE)
@@ -376,11 +377,7 @@ class _Recorder:
             proxy_dns_failed=stats.get("dns:failed_dns_request"),
             proxy_dns_slow=stats.get("dns:slow_dns_request"),
             proxy_tcp_open=stats.get("tcp:current_opened_connections"),
-            proxy_tcp_refused=(
-                stats["tcp:local_reject"] + stats["tcp:connect_failed"]
-                if "tcp:local_reject" in stats and "tcp:connect_failed" in stats
-                else None
-            ),
+            proxy_tcp_refused=stats.get("tcp:local_reject"),
         )
         self.record.samples.append(sample)
         return sample
@@ -596,6 +593,11 @@ async def _drive(env: Environment, params: LabParams, tick: Tick | None) -> RunR
             record.first_503_at.append(float(status["first_503_at"]))
     if canary_counters.first_503_at is not None:
         record.first_503_at.append(canary_counters.first_503_at)
+    if env.params.sockets:  # outgoing connections refused at the limit: only the log says so
+        log = await asyncio.to_thread(env.proxy.log.read_text, errors="replace")
+        record.tcp_send_refused = sum(
+            1 for line in log.splitlines() if "tcp_send(" in line and TCP_LIMIT in line
+        )
     await asyncio.to_thread(env.stop_wire)  # the relay writes its events on exit
     await asyncio.to_thread(_load_relay, env, record)
     if env.params.dns:
