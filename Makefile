@@ -12,8 +12,8 @@ run: setup
 	@bash scripts/run-local.sh $(CONFIG)
 
 lint: setup
-	$(VENV)/ruff check breaker tests bench
-	$(VENV)/ruff format --check breaker tests bench
+	$(VENV)/ruff check breaker tests bench lab
+	$(VENV)/ruff format --check breaker tests bench lab
 	$(VENV)/mypy
 
 test: lint
@@ -23,7 +23,7 @@ bench: setup
 	$(VENV)/python -m bench $(BENCH_ARGS)
 
 lab: setup
-	$(VENV)/breaker lab $(LAB_ARGS)
+	$(VENV)/python -m lab $(LAB_ARGS)
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache lab-results

@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from breaker.lab._procs import (
+from lab._procs import (
     LOOPBACK,
     Define,
     Kamailio,
     SippRun,
     free_port,
 )
-from breaker.lab._procs import run_sipp as lab_run_sipp
-from breaker.lab._report import machine
+from lab._procs import run_sipp as lab_run_sipp
+from lab._report import machine
 
 BENCH_DIR = Path(__file__).resolve().parent
 SCENARIOS = BENCH_DIR / "scenarios"

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench._common import LOAD_CPU, SUT_CPU, Result, fast_responder, percentile
-from breaker.lab._procs import (
+from lab._procs import (
     LOOPBACK,
     Child,
     Redis,

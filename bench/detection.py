@@ -25,7 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bench._common import Result, percentile
-from breaker.lab._procs import (
+from lab._procs import (
     LOOPBACK,
     PROXY_CFG,
     Kamailio,
@@ -36,7 +36,7 @@ from breaker.lab._procs import (
     proxy_defines,
     sidecar_toml,
 )
-from breaker.lab._sip import SipUac, publish_mwi
+from lab._sip import SipUac, publish_mwi
 
 INTERVAL, TIMEOUT, FALL, RISE, POLL_MS = 0.5, 0.25, 3, 2, 300
 OPEN_BOUND = FALL * INTERVAL + TIMEOUT

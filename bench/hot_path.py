@@ -26,7 +26,7 @@ from bench._common import (
     run_sipp,
     wait_verdict,
 )
-from breaker.lab._procs import (
+from lab._procs import (
     PROXY_CFG,
     Define,
     Kamailio,

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from bench._common import LOAD_CPU, SUT_CPU, Result
-from breaker.lab._procs import (
+from lab._procs import (
     LOOPBACK,
     Child,
     Redis,

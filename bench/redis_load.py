@@ -16,7 +16,7 @@ from pathlib import Path
 import redis as redis_py
 
 from bench._common import SUT_CPU, Result, VerdictWriter, fast_responder, run_sipp, wait_verdict
-from breaker.lab._procs import LOOPBACK, PROXY_CFG, Kamailio, Redis, free_port, proxy_defines
+from lab._procs import LOOPBACK, PROXY_CFG, Kamailio, Redis, free_port, proxy_defines
 
 RATES = (10, 1000, 5000)
 SENT = ("hmget", "eval", "evalsha", "select", "ping", "auth", "hello", "client")

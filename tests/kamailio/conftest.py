@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from breaker.lab._procs import create_presence_db
+from lab._procs import create_presence_db
 from tests.kamailio.harness import (
     PRESENCE_CFG,
     PROXY_CFG,

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import redis
 
-from breaker.lab._procs import (
+from lab._procs import (
     Define,
     SippRun,
     define_args,
     quoted,
 )
-from breaker.lab._procs import proxy_defines as lab_proxy_defines
-from breaker.lab._procs import run_sipp as run_sipp_file
+from lab._procs import proxy_defines as lab_proxy_defines
+from lab._procs import run_sipp as run_sipp_file
 from tests.kamailio.sip import SipClient
 from tests.support.procs import Proc, free_port_both, wait_until
 

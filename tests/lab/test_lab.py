@@ -1,4 +1,4 @@
-"""`breaker lab --quick` end to end: real Redis, Kamailio proxy and presence server, sidecar,
+"""`python -m lab --quick` end to end: real Redis, Kamailio proxy and presence server, sidecar,
 vm-presence instances, `breaker guard`; both timelines, then the files and the headline."""
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-# `breaker lab` as a user runs it; importing the command module first keeps the test
-# independent of whether breaker/cli/__init__.py registers it yet.
-LAB = [sys.executable, "-c", "import breaker.cli._lab; from breaker.cli import main; main()", "lab"]
+# `make lab` as a developer runs it: `python -m lab` from the checkout
+LAB = [sys.executable, "-m", "lab"]
 
 
 @dataclass
@@ -43,7 +42,7 @@ def lab_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRun]:
         cwd=REPO,
     )
     assert done.returncode == 0, (
-        f"breaker lab --quick failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        f"python -m lab --quick failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     )
     directories = [p for p in out.iterdir() if p.is_dir()]
     assert len(directories) == 1, f"expected one timestamped directory in {out}, saw {directories}"
@@ -129,3 +128,30 @@ def test_protected_run_keeps_one_vm_presence_instance_at_a_time(lab_run: LabRun)
     assert lab_run.headline("baseline")["max_vm_presence_instances"] >= 2, (
         "the baseline should pile up vm-presence instances during the lock-up"
     )
+
+
+@pytest.mark.timeout(200)
+def test_baseline_calls_fail_after_the_restart_because_the_resolver_drops_lookups(
+    lab_run: LabRun,
+) -> None:
+    baseline = lab_run.headline("baseline")
+    share = baseline["calls_success_restart"]
+    assert share is not None and share <= 0.5, (
+        f"expected ≤ 50 % of baseline calls OK in the restart window, saw {share} "
+        f"({baseline['calls_ok_restart']}/{baseline['calls_restart']})"
+    )
+    assert baseline["dns_dropped_carrier"] > 0, "no registrar lookup dropped at the resolver"
+    assert baseline["dns_dropped_presence"] > 0, "no vm-presence lookup dropped at the resolver"
+    assert baseline["job_dns_timeouts"] > 0, "vm-presence saw no DNS timeout"
+
+
+@pytest.mark.timeout(200)
+def test_protected_run_keeps_calls_up_and_the_resolver_under_its_cap(lab_run: LabRun) -> None:
+    protected = lab_run.headline("protected")
+    share = protected["calls_success_restart"]
+    assert share is not None and share >= 0.99, (
+        f"expected ≥ 99 % of protected calls OK in the restart window, saw {share} "
+        f"({protected['calls_ok_restart']}/{protected['calls_restart']})"
+    )
+    dropped = protected["dns_dropped_carrier"] + protected["dns_dropped_presence"]
+    assert dropped == 0, f"expected no DNS query dropped in the protected run, saw {dropped}"

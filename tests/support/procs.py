@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from breaker.lab._procs import Child
+from lab._procs import Child
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from breaker.lab._params import Mode
+from lab._params import Mode
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,11 @@ class Sample:
     breaker_state: str | None
     admit_percent: int | None
     vm_presence_running: int
+    job_dns_timeouts: int = 0  # DNS tries of vm-presence instances that got no answer
+    proxy_dns_failed: int | None = None  # Kamailio dns:failed_dns_request
+    proxy_dns_slow: int | None = None  # Kamailio dns:slow_dns_request (≥ 0.9 x dns_retr_time)
+    proxy_tcp_open: int | None = None  # Kamailio tcp:current_opened_connections
+    proxy_tcp_refused: int | None = None  # tcp:local_reject: incoming refused at the limit
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class CallRecord:
     ok: bool
     setup_status: int | None
     setup_time: float | None
+    kind: str = "outbound"  # outbound: to the carrier (DNS); inbound: to a PBX over TCP
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,10 @@ class RunRecord:
     proxy_verdicts: list[tuple[float, str, int]] = field(default_factory=list)
     cycles: list[Cycle] = field(default_factory=list)
     probes_during_lockup: int | None = None
+    # at the lab resolver, per client ("carrier": the proxy, "presence": vm-presence)
+    dns_queries: dict[str, list[float]] = field(default_factory=dict)
+    dns_dropped: dict[str, list[float]] = field(default_factory=dict)
+    tcp_send_refused: int | None = None  # outgoing connections not opened at the limit (log)
     notes: list[str] = field(default_factory=list)
 
 
@@ -99,6 +109,14 @@ class Second:
     canary_ok: int
     canary_503: int
     canary_late: int  # answered 2xx, but after the deadline
+    # the shared resolver: queries arriving, and dropped at its cap, by client
+    dns_queries: int = 0
+    dns_dropped_carrier: int = 0  # the proxy's lookups for calls
+    dns_dropped_presence: int = 0  # vm-presence's lookups
+    proxy_dns_timeouts: int | None = None  # Kamailio: lookups that waited for a lost query
+    job_dns_timeouts: int = 0  # vm-presence: DNS tries with no answer
+    proxy_tcp_connections: int | None = None  # open at the end of the second
+    proxy_tcp_refused: int | None = None  # connections refused or not opened at the limit
 
 
 @dataclass(frozen=True)
@@ -121,6 +139,21 @@ class Headline:
     restart_to_closed_s: float | None
     calls_incident: int
     calls_ok_incident: int
+    calls_restart: int  # calls started from the restart to the end
+    calls_ok_restart: int
+    calls_failed_restart: dict[str, int]  # final answer ("478", "timeout", "late") -> count
+    calls_by_kind: dict[str, list[int]]  # kind -> [started, OK], lock-up to end
+    tcp_max_connections: int | None  # the proxy's limit; None: sockets not modelled
+    tcp_connections_peak: int | None
+    tcp_refused: int | None  # incoming, lock-up to end
+    tcp_send_refused: int | None  # outgoing (to the PBX), whole run
+    dns_cap: int | None  # queries/s the resolver lets through; None: DNS not modelled
+    dns_queries_peak_rps: int  # most queries arriving at the resolver in one second
+    dns_dropped_carrier: int  # the proxy's queries dropped at the cap, lock-up to end
+    dns_dropped_presence: int  # vm-presence's queries dropped, lock-up to end
+    proxy_dns_timeouts: int | None  # Kamailio dns:slow_dns_request, lock-up to end
+    proxy_dns_failed: int | None  # Kamailio dns:failed_dns_request, lock-up to end
+    job_dns_timeouts: int  # vm-presence DNS tries with no answer, lock-up to end
     canary_incident: int
     canary_ok_incident: int
     max_vm_presence_instances: int
@@ -137,8 +170,13 @@ class Headline:
     def canary_success_incident(self) -> float | None:
         return self.canary_ok_incident / self.canary_incident if self.canary_incident else None
 
+    @property
+    def calls_success_restart(self) -> float | None:
+        return self.calls_ok_restart / self.calls_restart if self.calls_restart else None
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["calls_success_restart"] = self.calls_success_restart
         data["calls_success_incident"] = self.calls_success_incident
         data["canary_success_incident"] = self.canary_success_incident
         return data

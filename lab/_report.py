@@ -11,8 +11,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from breaker.lab._params import MODES, LabParams, Mode
-from breaker.lab._record import Headline, RunRecord, Second
+from lab._params import MODES, LabParams, Mode
+from lab._record import Headline, RunRecord, Second
 
 RESULTS_VERSION = 1
 
@@ -96,6 +96,15 @@ COUNTING = {
     "instances, the canary and the call client",
     "presence_retransmissions": "the proxy's own retransmissions towards the presence server",
     "proxy_503": "Kamailio sl:5xx_replies per second (the breaker's stateless local 503s)",
+    "dns_queries": "DNS queries arriving at the lab resolver's policer (in front of dnsmasq), "
+    "all clients; dns_dropped_*: those beyond its cap of dns_cap queries/s, dropped unanswered, "
+    "by query name: carrier = the proxy routing a call, presence = vm-presence",
+    "proxy_dns_timeouts": "Kamailio dns:slow_dns_request per second: lookups that took at "
+    "least 0.9 x dns_retr_time (a loopback answer takes < 1 ms, so each waited for a lost "
+    "query)",
+    "calls_failed_restart": "calls started after the restart that were not OK, by the final "
+    "answer to the INVITE (478 = Unresolvable destination: the carrier's SRV/A lookup timed "
+    "out), 'timeout' when none came, 'late' when answered 200 after the deadline",
     "proxy_cpu_percent": "utime+stime of every process in the proxy's process group",
     "detection_s": "SIGSTOP → first 503 received by any client (canary every "
     "1/canary_per_second s, or a vm-presence instance)",
@@ -108,6 +117,23 @@ def _seconds(value: float | None, missing: str = "never") -> str:
 
 def _ratio(ok: int, total: int) -> str:
     return f"{100 * ok / total:.0f} % ({ok}/{total})" if total else "-"
+
+
+def _opt(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _kinds(by_kind: Mapping[str, list[int]]) -> str:
+    parts = []
+    for kind in ("outbound", "inbound"):
+        if kind in by_kind:
+            started, ok = by_kind[kind]
+            parts.append(f"{100 * ok / started:.0f} %" if started else "-")
+    return " / ".join(parts) or "-"
+
+
+def _failures(failed: Mapping[str, int]) -> str:
+    return ", ".join(f"{reason} x{count}" for reason, count in failed.items()) or "none"
 
 
 def _ramp(params: LabParams) -> float:
@@ -182,6 +208,53 @@ def summary_table(params: LabParams, headlines: Mapping[Mode, Headline]) -> str:
             "",
         ),
         (
+            f"background calls OK (≤ {params.call_deadline:g} s) in the restart window "
+            "(restart → end)",
+            {m: _ratio(h[m].calls_ok_restart, h[m].calls_restart) for m in modes},
+            "baseline ≤ 50 %, protected ≥ 99 %",
+        ),
+        (
+            "… failed calls in that window, by final answer",
+            {m: _failures(h[m].calls_failed_restart) for m in modes},
+            "late: set up after 2 s, behind lookups waiting for lost queries; 478: unresolvable",
+        ),
+        (
+            "… outbound calls (carrier, DNS) / inbound calls (PBX, TCP) OK, lock-up → end",
+            {m: _kinds(h[m].calls_by_kind) for m in modes},
+            "",
+        ),
+        (
+            "registrar TCP connections open, peak",
+            {m: _opt(h[m].tcp_connections_peak) for m in modes},
+            f"limit {params.tcp_max_connections}" if params.sockets else "sockets not modelled",
+        ),
+        (
+            "TCP connections refused at the limit: incoming, lock-up → end (tcp:local_reject)"
+            " / outgoing to the PBX, whole run (log)",
+            {m: f"{_opt(h[m].tcp_refused)} / {_opt(h[m].tcp_send_refused)}" for m in modes},
+            "",
+        ),
+        (
+            "DNS queries/s at the lab resolver, peak",
+            {m: str(h[m].dns_queries_peak_rps) for m in modes},
+            f"cap {params.dns_cap}/s" if params.dns else "DNS not modelled",
+        ),
+        (
+            "DNS queries dropped at the cap, lock-up → end (registrar / vm-presence)",
+            {m: f"{h[m].dns_dropped_carrier} / {h[m].dns_dropped_presence}" for m in modes},
+            "",
+        ),
+        (
+            "registrar DNS lookups timed out / failed (Kamailio dns: slow / failed requests)",
+            {m: f"{_opt(h[m].proxy_dns_timeouts)} / {_opt(h[m].proxy_dns_failed)}" for m in modes},
+            "",
+        ),
+        (
+            "vm-presence DNS tries timed out, lock-up → end",
+            {m: str(h[m].job_dns_timeouts) for m in modes},
+            "",
+        ),
+        (
             f"presence canary PUBLISH OK (≤ {params.call_deadline:g} s) from lock-up to end",
             {m: _ratio(h[m].canary_ok_incident, h[m].canary_incident) for m in modes},
             "",
@@ -222,6 +295,8 @@ def summary_table(params: LabParams, headlines: Mapping[Mode, Headline]) -> str:
             "",
         )
     )
+    if not params.sockets:
+        rows = [row for row in rows if "TCP" not in row[0]]
     lines = [
         "| | " + " | ".join(modes) + " | bound / goal |",
         "|---|" + "---|" * len(modes) + "---|",

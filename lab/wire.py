@@ -1,6 +1,6 @@
 """The lab's wire helper: the counting relay in front of the presence server, and the far end.
 
-    python -m breaker.lab.wire --listen 5071 --upstream 5070 --far-end 5080 \
+    python -m lab.wire --listen 5071 --upstream 5070 --far-end 5080 \
         --stats relay.json --events relay-events.json
 
 Runs until SIGTERM; rewrites `--stats` (totals) every 200 ms and writes `--events`
@@ -11,45 +11,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import signal
 import sys
 from pathlib import Path
 
-from breaker.lab._relay import Relay
-from breaker.lab._uas import FarEnd
+from lab._relay import Relay
+from lab._serve import report_until_stopped, write_json
+from lab._tcp import Pbx
+from lab._uas import FarEnd
 
 LOOPBACK = "127.0.0.1"
-
-
-def _write(path: Path, data: object) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
 
 
 async def _main(args: argparse.Namespace) -> int:
     relay = await Relay((LOOPBACK, args.listen), (LOOPBACK, args.upstream)).start()
     far_end = await FarEnd(args.far_end).start() if args.far_end else None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    pbx = await Pbx(args.pbx).start() if args.pbx else None
     stats = Path(args.stats)
     print(f"wire ready: relay {args.listen} -> {args.upstream}", flush=True)
-    while not stop.is_set():
-        _write(stats, relay.counts.totals())
-        try:
-            async with asyncio.timeout(0.2):
-                await stop.wait()
-        except TimeoutError:
-            pass
+    await report_until_stopped(lambda: write_json(stats, relay.counts.totals()))
     relay.close()
     if far_end is not None:
         far_end.close()
-    _write(stats, relay.counts.totals())
+    if pbx is not None:
+        pbx.close()
     if args.events:
-        _write(Path(args.events), relay.counts.events())
+        write_json(Path(args.events), relay.counts.events())
     return 0
 
 
@@ -58,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", type=int, required=True, help="relay port the proxy sends to")
     parser.add_argument("--upstream", type=int, required=True, help="the presence server's port")
     parser.add_argument("--far-end", type=int, default=0, help="port of the far-end UA (0: none)")
+    parser.add_argument("--pbx", type=int, default=0, help="TCP port of the PBX (0: none)")
     parser.add_argument("--stats", required=True)
     parser.add_argument("--events")
     return asyncio.run(_main(parser.parse_args(argv)))

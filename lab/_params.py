@@ -20,9 +20,9 @@ class LabParams:
     settle: float = 25.0
     # the vm-presence job: a new instance every `cycle` seconds, finished or not
     cycle: float = 5.0
-    mailboxes: int = 100
+    mailboxes: int = 150  # a run takes 3 s of its 5 s cycle when all is well
     rate: float = 50.0  # PUBLISH started per second per instance
-    window: int = 16  # PUBLISH in flight per instance
+    window: int = 32  # PUBLISH in flight per instance (each first looks up the service)
     max_attempts: int = 5
     retry_delay: float = 1.0
     # the presence server's design limit (requests/s); the protected proxy's PRESENCE_MAX_RATE
@@ -44,21 +44,36 @@ class LabParams:
     proxy_children: int = 2
     presence_children: int = 2
     guard_grace: float = 2.0
+    # DNS (docs/lab.md "The shared resolver"): dnsmasq behind a packet-rate policer that
+    # every lookup goes through: the registrar's per call (SRV + A for the carrier) and
+    # vm-presence's per PUBLISH (NAPTR + SRV + A + AAAA for the presence service)
+    dns: bool = True
+    # queries/s the resolver's interface lets through (production: 1,024 packets/s): ~1.4x
+    # the normal peak (one job run: rate x 4 lookups, plus calls x 2)
+    dns_cap: int = 300
+    dns_timeout: int = 1  # s per try: Kamailio's dns_retr_time and vm-presence's (glibc: 5)
+    dns_tries: int = 2  # tries per lookup: Kamailio's dns_retr_no and vm-presence's (glibc: 2)
+    # sockets (docs/lab.md "The registrar's sockets", off by default: see there why):
+    # vm-presence keeps one TCP connection per PUBLISH in flight, and every other
+    # background call is inbound, to a PBX over TCP
+    sockets: bool = False
+    tcp_max_connections: int = 128  # the proxy's tcp_max_connections (Kamailio's default 2048)
 
     @classmethod
     def quick(cls) -> LabParams:
         """≤ 60 s for both runs: for tests and a first look."""
         return cls(
             normal=5.0,
-            freeze=10.0,
+            freeze=12.0,
             settle=8.0,
             cycle=2.5,
-            mailboxes=40,
+            mailboxes=70,
             rate=40.0,
-            window=12,
+            window=32,
             max_attempts=4,
-            calls_per_second=4.0,
+            calls_per_second=5.0,
             slow_start=3.0,
+            dns_cap=240,
         )
 
     def with_overrides(self, **changes: Any) -> LabParams:

@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from breaker.lab._params import LabParams, Mode
-from breaker.lab._record import Second
+from lab._params import LabParams, Mode
+from lab._record import Second
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -36,6 +36,16 @@ PANELS: Sequence[tuple[str, Metric, Metric | None]] = (
     ("vm-presence\ninstances running", lambda r: r.vm_presence_instances, None),
     ("proxy CPU\n(% of one core)", lambda r: r.proxy_cpu_percent, None),
     (
+        "registrar TCP\nconnections open",
+        lambda r: r.proxy_tcp_connections,
+        None,
+    ),
+    (
+        "DNS queries/s at the\nresolver (dotted: dropped)",
+        lambda r: r.dns_queries,
+        lambda r: r.dns_dropped_carrier + r.dns_dropped_presence,
+    ),
+    (
         "background calls OK %\n(by start second)",
         lambda r: _percent(r.calls_ok, r.calls_started),
         None,
@@ -49,8 +59,9 @@ def plot(runs: Mapping[Mode, Sequence[Second]], params: LabParams, path: Path) -
     matplotlib.use("Agg")  # no display: a file, always
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(len(PANELS), 1, sharex=True, figsize=(11, 2.0 * len(PANELS) + 1.2))
-    for ax, (label, metric, secondary) in zip(axes, PANELS, strict=True):
+    panels = [p for p in PANELS if params.sockets or not p[0].startswith("registrar TCP")]
+    figure, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(11, 2.0 * len(panels) + 1.2))
+    for ax, (label, metric, secondary) in zip(axes, panels, strict=True):
         _shade(ax, params)
         for mode, rows in runs.items():
             xs = [r.t + 0.5 for r in rows]
@@ -72,13 +83,20 @@ def plot(runs: Mapping[Mode, Sequence[Second]], params: LabParams, path: Path) -
                     color=COLORS[mode],
                     linewidth=0.8,
                     linestyle=":",
-                    label=f"{mode}: datagrams answered/s",
+                    label=f"{mode}: datagrams answered/s" if label.startswith("requests") else None,
                     drawstyle="steps-mid",
                 )
         if label.startswith("requests/s"):
             ax.axhline(params.capacity, color="black", linewidth=0.9, linestyle="--")
             ax.text(0.2, params.capacity, f" capacity {params.capacity}/s", va="bottom", fontsize=8)
             ax.legend(loc="upper left", fontsize=7, ncol=2)
+        if label.startswith("registrar TCP") and params.sockets:
+            limit = params.tcp_max_connections
+            ax.axhline(limit, color="black", linewidth=0.9, linestyle="--")
+            ax.text(0.2, limit, f" tcp_max_connections {limit}", va="bottom", fontsize=8)
+        if label.startswith("DNS") and params.dns:
+            ax.axhline(params.dns_cap, color="black", linewidth=0.9, linestyle="--")
+            ax.text(0.2, params.dns_cap, f" cap {params.dns_cap}/s", va="bottom", fontsize=8)
         if "%" in label and "CPU" not in label:
             ax.set_ylim(-5, 105)
         ax.set_ylabel(label, fontsize=8)

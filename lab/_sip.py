@@ -330,14 +330,22 @@ class CallResult:
 
 
 async def short_call(
-    uac: SipUac, callee: str, far_end: tuple[str, int], deadline: float, give_up_after: float
+    uac: SipUac,
+    callee: str,
+    far_end: tuple[str, int] | str,
+    deadline: float,
+    give_up_after: float,
 ) -> CallResult:
-    """INVITE → 200 → ACK → BYE → 200 through the proxy: is the proxy still routing calls?"""
+    """INVITE → 200 → ACK → BYE → 200 through the proxy: is the proxy still routing calls?
+
+    `far_end` is an address, or a domain the proxy resolves (RFC 3263: SRV, then A).
+    """
     started = time.time()
     call_id = new_call_id()
     from_tag = new_tag()
     from_uri = f"sip:caller@{LOOPBACK}"
-    to_uri = f"sip:{callee}@{far_end[0]}:{far_end[1]}"
+    host = far_end if isinstance(far_end, str) else f"{far_end[0]}:{far_end[1]}"
+    to_uri = f"sip:{callee}@{host}"
     branch = new_branch()
     sdp = b"v=0\r\no=lab 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
     invite = uac.build(

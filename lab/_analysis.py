@@ -6,8 +6,8 @@ import math
 from bisect import bisect_left
 from collections.abc import Sequence
 
-from breaker.lab._params import LabParams
-from breaker.lab._record import CanaryResult, Headline, RunRecord, Sample, Second
+from lab._params import LabParams
+from lab._record import CanaryResult, Headline, RunRecord, Sample, Second
 
 # A request the proxy relayed within this long after a client saw the first local 503
 # was already on its way (the 503 and the relayed datagram cross on loopback).
@@ -65,6 +65,11 @@ def series(record: RunRecord, params: LabParams) -> list[Second]:
     backlog = _count(record.relay_requests, record.freeze_at, record.thaw_at)
     canary_503 = _per_second([c.done_at for c in record.canary if c.status == 503], t0, seconds)
     verdicts = sorted(record.proxy_verdicts)
+    dns_queries = _per_second(
+        sorted(t for times in record.dns_queries.values() for t in times), t0, seconds
+    )
+    dropped_carrier = _per_second(record.dns_dropped.get("carrier", []), t0, seconds)
+    dropped_presence = _per_second(record.dns_dropped.get("presence", []), t0, seconds)
     rows: list[Second] = []
     for i in range(seconds):
         end = _sample_at(record.samples, i + 1)
@@ -80,6 +85,15 @@ def series(record: RunRecord, params: LabParams) -> list[Second]:
         cpu = _delta(
             end.proxy_cpu_seconds if end else None,
             start.proxy_cpu_seconds if start else None,
+        )
+        proxy_dns = _delta(
+            end.proxy_dns_slow if end else None, start.proxy_dns_slow if start else None
+        )
+        tcp_refused = _delta(
+            end.proxy_tcp_refused if end else None, start.proxy_tcp_refused if start else None
+        )
+        job_dns = _delta(
+            end.job_dns_timeouts if end else None, start.job_dns_timeouts if start else None
         )
         enforced = [v for v in verdicts if v[0] <= t0 + i + 1]
         rows.append(
@@ -115,6 +129,13 @@ def series(record: RunRecord, params: LabParams) -> list[Second]:
                 canary_ok=canary_ok[i],
                 canary_503=canary_503[i],
                 canary_late=canary_late[i],
+                dns_queries=dns_queries[i],
+                dns_dropped_carrier=dropped_carrier[i],
+                dns_dropped_presence=dropped_presence[i],
+                proxy_dns_timeouts=int(proxy_dns) if proxy_dns is not None else None,
+                job_dns_timeouts=int(job_dns or 0),
+                proxy_tcp_connections=end.proxy_tcp_open if end else None,
+                proxy_tcp_refused=int(tcp_refused) if tcp_refused is not None else None,
             )
         )
     return rows
@@ -158,6 +179,21 @@ def headline(record: RunRecord, rows: Sequence[Second], params: LabParams) -> He
     after = [r for r in rows if r.t >= thaw_index]
     normal_from = _restart_to_normal(after, params.capacity)
     incident_calls = [c for c in record.calls if c.started_at >= freeze]
+    restart_calls = [c for c in record.calls if c.started_at >= thaw]
+    failed: dict[str, int] = {}
+    for c in restart_calls:
+        if not c.ok:
+            reason = "late" if c.setup_status == 200 else str(c.setup_status or "timeout")
+            failed[reason] = failed.get(reason, 0) + 1
+    first_sample = _sample_at(record.samples, math.floor(freeze - record.t0 + 1e-6))
+    last_sample = record.samples[-1] if record.samples else None
+    incident_rows = [r for r in rows if r.phase != "normal"]
+    by_kind: dict[str, list[int]] = {}
+    for c in incident_calls:
+        counts = by_kind.setdefault(c.kind, [0, 0])
+        counts[0] += 1
+        counts[1] += int(c.ok)
+    tcp_open = [r.proxy_tcp_connections for r in rows if r.proxy_tcp_connections is not None]
     incident_canary = [c for c in record.canary if c.sent_at >= freeze]
     lockup_rows = [r for r in rows if r.phase == "locked_up"]
     proxy_503 = [r.proxy_503 for r in rows]
@@ -185,6 +221,34 @@ def headline(record: RunRecord, rows: Sequence[Second], params: LabParams) -> He
         restart_to_closed_s=_round(closed - thaw if closed is not None else None),
         calls_incident=len(incident_calls),
         calls_ok_incident=sum(1 for c in incident_calls if c.ok),
+        calls_restart=len(restart_calls),
+        calls_ok_restart=sum(1 for c in restart_calls if c.ok),
+        calls_failed_restart=dict(sorted(failed.items(), key=lambda kv: -kv[1])),
+        dns_cap=params.dns_cap if params.dns else None,
+        dns_queries_peak_rps=max((r.dns_queries for r in rows), default=0),
+        dns_dropped_carrier=_count(record.dns_dropped.get("carrier", []), freeze, record.end_at),
+        dns_dropped_presence=_count(record.dns_dropped.get("presence", []), freeze, record.end_at),
+        proxy_dns_timeouts=_int_delta(
+            last_sample.proxy_dns_slow if last_sample else None,
+            first_sample.proxy_dns_slow if first_sample else None,
+        ),
+        proxy_dns_failed=_int_delta(
+            last_sample.proxy_dns_failed if last_sample else None,
+            first_sample.proxy_dns_failed if first_sample else None,
+        ),
+        job_dns_timeouts=sum(r.job_dns_timeouts for r in incident_rows),
+        calls_by_kind=dict(sorted(by_kind.items(), reverse=True)),
+        tcp_max_connections=params.tcp_max_connections if params.sockets else None,
+        tcp_connections_peak=max(tcp_open) if tcp_open and params.sockets else None,
+        tcp_send_refused=record.tcp_send_refused,
+        tcp_refused=(
+            _int_delta(
+                last_sample.proxy_tcp_refused if last_sample else None,
+                first_sample.proxy_tcp_refused if first_sample else None,
+            )
+            if params.sockets
+            else None
+        ),
         canary_incident=len(incident_canary),
         canary_ok_incident=sum(1 for c in incident_canary if _on_time(c, params.call_deadline)),
         max_vm_presence_instances=max((r.vm_presence_instances for r in rows), default=0),
@@ -230,3 +294,8 @@ def _restart_to_normal(after: Sequence[Second], capacity: int) -> int | None:
 
 def _round(value: float | None, digits: int = 3) -> float | None:
     return round(value, digits) if value is not None else None
+
+
+def _int_delta(now: int | None, before: int | None) -> int | None:
+    value = _delta(now, before)
+    return int(value) if value is not None else None

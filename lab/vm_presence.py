@@ -1,6 +1,6 @@
 """The incident's batch job, replayed: PUBLISH message-summary for every mailbox, retrying.
 
-    python -m breaker.lab.vm_presence --proxy 5060 --mailboxes 100 --rate 50 \
+    python -m lab.vm_presence --proxy 5060 --mailboxes 100 --rate 50 \
         --status /tmp/vm-presence-1.json
 
 Like the real "vm-presence", an instance walks the mailboxes, sends one MWI PUBLISH
@@ -11,6 +11,17 @@ longer), up to `--max-attempts`. At most `--window` PUBLISHes are in flight and
 at most `--rate` are started per second, so against a healthy server a run takes
 mailboxes / rate seconds; against a frozen one it takes far longer, which is how
 instances piled up in the incident.
+
+With `--resolver ADDR`, every attempt first finds the presence service the way the
+incident's job did before its fix, with no cache: NAPTR `--service`, then its SRV,
+then the A and AAAA records of the SRV target (`--dns-timeout` s per try, `--dns-tries` tries
+per lookup, like a stub resolver). A lookup that times out fails the attempt, which
+is re-attempted like a failed PUBLISH.
+
+With `--transport tcp`, each of the `--window` PUBLISHes in flight has its own TCP
+connection to the proxy, kept open from one mailbox to the next and re-opened when
+it fails (no retransmissions: TCP is reliable; the answer is awaited up to Timer
+F); the NAPTR it follows is then `SIP+D2T`.
 
 Its counters go to `--status` (JSON, rewritten every 250 ms and at exit). Exit
 status: 0 every mailbox published, 1 some gave up, 143 stopped by SIGTERM (which
@@ -30,7 +41,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from breaker.lab._sip import LOOPBACK, SipUac, UacCounters, publish_mwi
+import dns.asyncquery
+import dns.exception
+import dns.message
+import dns.rdatatype
+
+from lab._sip import LOOPBACK, Outcome, SipUac, UacCounters, publish_mwi
+from lab._tcp import TcpChannel, publish_mwi_tcp
 
 STATUS_EVERY = 0.25
 RETRY_AFTER_CAP = 60.0
@@ -46,6 +63,8 @@ class Job:
     retry_delay: float
     honor_retry_after: bool
     domain: str
+    lookup: Lookup | None = None
+    transport: str = "udp"
     counters: UacCounters = field(default_factory=UacCounters)
     published: int = 0
     gave_up: int = 0
@@ -63,8 +82,55 @@ class Job:
             "published": self.published,
             "gave_up": self.gave_up,
             "attempts": self.attempts,
+            "dns_queries": self.lookup.queries if self.lookup else 0,
+            "dns_timeouts": self.lookup.timeouts if self.lookup else 0,
+            "dns_failures": self.lookup.failures if self.lookup else 0,
             **self.counters.as_dict(),
         }
+
+
+@dataclass
+class Lookup:
+    """NAPTR -> SRV -> A + AAAA for the presence service, per message, at one nameserver."""
+
+    nameserver: str
+    service: str
+    timeout: float
+    tries: int
+    naptr_service: str = "SIP+D2U"
+    queries: int = 0
+    timeouts: int = 0  # tries that got no answer
+    failures: int = 0  # lookups that gave up (every try timed out, or no record)
+
+    async def _query(self, name: str, rdtype: dns.rdatatype.RdataType) -> dns.message.Message:
+        for _ in range(self.tries):
+            self.queries += 1
+            try:
+                return await dns.asyncquery.udp(
+                    dns.message.make_query(name, rdtype), self.nameserver, self.timeout
+                )
+            except dns.exception.Timeout:
+                self.timeouts += 1
+        raise LookupError(f"{name}: no answer")
+
+    async def resolve(self) -> tuple[str, int] | None:
+        """The (address, port) of the presence service, or None when DNS failed."""
+        try:
+            naptr = await self._query(self.service, dns.rdatatype.NAPTR)
+            srv_name = next(
+                str(record.replacement)
+                for record in naptr.answer[0]
+                if record.service.decode().upper() == self.naptr_service
+            )
+            srv = await self._query(srv_name, dns.rdatatype.SRV)
+            target, port = str(srv.answer[0][0].target), int(srv.answer[0][0].port)
+            a = await self._query(target, dns.rdatatype.A)
+            # a dual-stack stub (getaddrinfo, AF_UNSPEC) asks AAAA as well; none here
+            await self._query(target, dns.rdatatype.AAAA)
+            return str(a.answer[0][0].address), port
+        except (LookupError, IndexError, StopIteration, dns.exception.DNSException):
+            self.failures += 1
+            return None
 
 
 class _Pacer:
@@ -92,12 +158,17 @@ async def run_job(job: Job, proxy: tuple[str, int]) -> None:
     pacer = _Pacer(job.rate)
 
     async def worker() -> None:
-        while True:
-            try:
-                number = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            await _one_mailbox(job, uac, pacer, f"mbox{number}")
+        channel = TcpChannel(uac.remote) if job.transport == "tcp" else None
+        try:
+            while True:
+                try:
+                    number = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                await _one_mailbox(job, uac, channel, pacer, f"mbox{number}")
+        finally:
+            if channel is not None:
+                channel.close()
 
     try:
         await asyncio.gather(*(worker() for _ in range(min(job.window, job.mailboxes))))
@@ -105,18 +176,26 @@ async def run_job(job: Job, proxy: tuple[str, int]) -> None:
         uac.close()
 
 
-async def _one_mailbox(job: Job, uac: SipUac, pacer: _Pacer, user: str) -> None:
+async def _one_mailbox(
+    job: Job, uac: SipUac, channel: TcpChannel | None, pacer: _Pacer, user: str
+) -> None:
     for attempt in range(1, job.max_attempts + 1):
         await pacer.wait()
         job.attempts += 1
-        outcome = await publish_mwi(uac, user, job.domain)
-        if outcome.status is not None and 200 <= outcome.status < 300:
+        outcome: Outcome | None
+        if job.lookup is not None and await job.lookup.resolve() != uac.remote:
+            outcome = None  # the presence service was not found (or not where expected)
+        elif channel is not None:
+            outcome = await publish_mwi_tcp(channel, job.counters, user, job.domain)
+        else:
+            outcome = await publish_mwi(uac, user, job.domain)
+        if outcome is not None and outcome.status is not None and 200 <= outcome.status < 300:
             job.published += 1
             return
         if attempt == job.max_attempts:
             break
         delay = job.retry_delay
-        retry_after = outcome.retry_after
+        retry_after = outcome.retry_after if outcome is not None else None
         if job.honor_retry_after and retry_after is not None:
             delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
         await asyncio.sleep(delay)
@@ -139,6 +218,18 @@ async def _main(args: argparse.Namespace) -> int:
         retry_delay=args.retry_delay,
         honor_retry_after=not args.ignore_retry_after,
         domain=args.domain,
+        transport=args.transport,
+        lookup=(
+            Lookup(
+                args.resolver,
+                args.service,
+                args.dns_timeout,
+                args.dns_tries,
+                "SIP+D2T" if args.transport == "tcp" else "SIP+D2U",
+            )
+            if args.resolver
+            else None
+        ),
     )
     status = Path(args.status) if args.status else None
     stop = asyncio.Event()
@@ -190,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-delay", type=float, default=1.0)
     parser.add_argument("--ignore-retry-after", action="store_true")
     parser.add_argument("--domain", default=LOOPBACK)
+    parser.add_argument("--transport", choices=("udp", "tcp"), default="udp")
+    parser.add_argument("--resolver", help="nameserver address (port 53): look up per PUBLISH")
+    parser.add_argument("--service", default="presence.lab.test", help="NAPTR name to look up")
+    parser.add_argument("--dns-timeout", type=float, default=1.0, help="seconds per DNS try")
+    parser.add_argument("--dns-tries", type=int, default=2, help="tries per DNS lookup")
     parser.add_argument("--status", help="JSON status file, rewritten every 250 ms")
     parser.add_argument("--deadline", type=float, default=600.0, help="hard stop after seconds")
     args = parser.parse_args(argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,13 +19,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from breaker.lab._analysis import headline, series
-from breaker.lab._params import MODES, LabParams, Mode, Phase
-from breaker.lab._plot import plot
-from breaker.lab._procs import require
-from breaker.lab._record import Headline, RunRecord, Second
-from breaker.lab._report import machine, results, summary_table, write_json
-from breaker.lab._run import run_timeline
+from lab._analysis import headline, series
+from lab._params import MODES, LabParams, Mode, Phase
+from lab._plot import plot
+from lab._procs import LabError, require
+from lab._record import Headline, RunRecord, Second
+from lab._report import machine, results, summary_table, write_json
+from lab._run import run_timeline
 
 TOOLS = ("kamailio", "kamcmd", "redis-server")
 
@@ -59,6 +60,13 @@ def run_lab(
 ) -> LabResult:
     """Run the timeline once per mode; write results.json, lab.png, summary.md in out/<ts>/."""
     require(*TOOLS)
+    if params.dns:
+        require("dnsmasq", "unshare", "mount")
+        if os.geteuid() != 0:
+            raise LabError(
+                "the DNS model needs root (port 53 on a loopback address, and a mount "
+                "namespace that gives Kamailio the lab's resolv.conf); run as root or --no-dns"
+            )
     console = console or Console(stderr=True)
     directory = _new_directory(out.resolve())  # Kamailio runs with -w: paths must be absolute
     started = time.time()

@@ -1,14 +1,20 @@
-"""`breaker lab`: replay the incident on loopback, baseline vs protected (docs/lab.md)."""
+"""`python -m lab` (`make lab`): replay the incident on loopback, baseline vs protected.
+
+A developer tool beside the product, not part of the `breaker` package (docs/lab.md).
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from breaker.cli._app import app
-from breaker.lab import MODES, LabParams, Mode, run_lab
+from lab import MODES, LabParams, Mode, run_lab
+from lab._procs import LabError
+
+app = typer.Typer(add_completion=False, no_args_is_help=False)
 
 
 @app.command()
@@ -52,6 +58,28 @@ def lab(
     calls: Annotated[
         float | None, typer.Option("--calls", min=0.1, help="background calls per second")
     ] = None,
+    dns: Annotated[
+        bool,
+        typer.Option(
+            "--dns/--no-dns",
+            help="route every lookup through the rate-capped lab resolver (needs root)",
+        ),
+    ] = True,
+    dns_cap: Annotated[
+        int | None,
+        typer.Option("--dns-cap", min=1, help="DNS queries/s the lab resolver lets through"),
+    ] = None,
+    sockets: Annotated[
+        bool,
+        typer.Option(
+            "--sockets/--no-sockets",
+            help="vm-presence and every other call (to a PBX) over TCP, with a connection limit",
+        ),
+    ] = False,
+    tcp_max_connections: Annotated[
+        int | None,
+        typer.Option("--tcp-max-connections", min=4, help="the registrar's TCP connection limit"),
+    ] = None,
     only: Annotated[
         str | None, typer.Option("--only", help="run one timeline: baseline or protected")
     ] = None,
@@ -68,6 +96,10 @@ def lab(
         capacity=capacity,
         calls_per_second=calls,
         rate_cap=rate_cap,
+        dns=dns,
+        dns_cap=dns_cap,
+        sockets=sockets,
+        tcp_max_connections=tcp_max_connections,
     )
     modes: tuple[Mode, ...] = MODES
     if only is not None:
@@ -80,3 +112,16 @@ def lab(
     typer.echo(f"results: {result.results_path}")
     typer.echo(f"plot:    {result.plot_path}")
     typer.echo(f"summary: {result.summary_path}")
+
+
+def main() -> None:
+    """Usage errors as click prints them; a lab that cannot start: `lab: <one line>`, exit 2."""
+    try:
+        app(prog_name="python -m lab")
+    except LabError as exc:
+        typer.echo(f"lab: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,8 +5,8 @@
 presence server, how fast the breaker reacted and what it cost. docs/lab.md.
 """
 
-from breaker.lab._lab import LabResult, run_lab
-from breaker.lab._params import MODES, LabParams, Mode
-from breaker.lab._record import Headline
+from lab._lab import LabResult, run_lab
+from lab._params import MODES, LabParams, Mode
+from lab._record import Headline
 
 __all__ = ["MODES", "Headline", "LabParams", "LabResult", "Mode", "run_lab"]

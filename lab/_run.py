@@ -3,8 +3,13 @@
     Redis ── sidecar (probes the presence server directly)
                 │ verdict
     vm-presence ──UDP──> Kamailio proxy ──> counting relay ──> Kamailio presence server
-    canary, calls ─────> (kamailio.cfg)      (breaker.lab.wire)   (SIGSTOP = lock-up)
-                              └── calls ──> far-end UA (breaker.lab.wire)
+    canary, calls ─────> (kamailio.cfg)      (lab.wire)   (SIGSTOP = lock-up)
+                              └── calls ──> far-end UA (lab.wire)
+
+Every DNS lookup (the proxy's SRV + A per call to the carrier domain, vm-presence's
+NAPTR + SRV + A per PUBLISH) goes to dnsmasq through a policer capped at `dns_cap`
+queries/s (lab.resolver); the proxy sees it as its only nameserver through a
+resolv.conf bind-mounted in a mount namespace of its own.
 
 baseline: the proxy started with WITHOUT_BREAKER; vm-presence started bare every cycle.
 protected: the proxy with the breaker route (and PRESENCE_MAX_RATE = capacity unless
@@ -29,8 +34,9 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
-from breaker.lab._params import LabParams, Mode, Phase
-from breaker.lab._procs import (
+from lab._dns import CARRIER_DOMAIN, PRESENCE_SERVICE, dnsmasq_argv, resolv_conf
+from lab._params import LabParams, Mode, Phase
+from lab._procs import (
     LOOPBACK,
     PROXY_CFG,
     Child,
@@ -39,6 +45,7 @@ from breaker.lab._procs import (
     LabError,
     Redis,
     Sidecar,
+    await_ready,
     free_port,
     group_cpu_seconds,
     presence_server,
@@ -47,14 +54,15 @@ from breaker.lab._procs import (
     sidecar_toml,
     wait_until,
 )
-from breaker.lab._record import CallRecord, CanaryResult, Cycle, RunRecord, Sample
-from breaker.lab._sip import SipUac, UacCounters, publish_mwi, short_call
+from lab._record import CallRecord, CanaryResult, Cycle, RunRecord, Sample
+from lab._sip import SipUac, UacCounters, publish_mwi, short_call
 
 Tick = Callable[[Mode, float, Phase], None]
 
 BREAKER_NAME = "presence"
 JOB_LOCK = "vm-presence"
 EVENTS_CHANNEL = "breaker:events"
+TCP_LIMIT = "maximum number of connections exceeded"  # Kamailio's log line at the limit
 CALL_GIVE_UP = 8.0  # a background call transaction is abandoned after this (Timer B is 32 s)
 _VERDICT = re.compile(r"event=breaker\.verdict .*?state=(\w+) admit=(\d+)")
 _PROBES = re.compile(r'^breaker_probes_total\{name="presence"\} ([0-9.e+]+)$', re.MULTILINE)
@@ -85,9 +93,11 @@ class Environment:
         self.params = params
         self.workdir = workdir
         ports: set[int] = set()
-        while len(ports) < 6:
+        while len(ports) < 8:
             ports.add(free_port())
         (
+            self.pbx_port,
+            self.dnsmasq_port,
             self.redis_port,
             self.presence_port,
             self.relay_port,
@@ -130,27 +140,93 @@ class Environment:
             if params.rate_cap:
                 extra["PRESENCE_MAX_RATE"] = params.capacity
         extra["CHILDREN"] = params.proxy_children
+        if params.sockets:
+            extra["WITH_TCP"] = True
+            extra["LISTEN_TCP"] = f"tcp:{LOOPBACK}:{self.proxy_port}"
+            extra["TCP_MAX_CONNECTIONS"] = params.tcp_max_connections
+        self.dns_stats = workdir / "dns.json"
+        self.dns_events = workdir / "dns-events.json"
+        self.dnsmasq: Child | None = None
+        self.resolver: Child | None = None
+        self.nameserver: str | None = None
+        self.resolv_conf = workdir / "proxy-resolv.conf"
+        wrapper: list[str] = []
+        if params.dns:
+            extra["DNS_CACHE"] = "off"  # every call resolves the carrier: SRV, then A
+            extra["DNS_RETR_TIME"] = params.dns_timeout
+            extra["DNS_RETR_NO"] = params.dns_tries
+            # a loopback answer takes < 1 ms: a lookup this slow waited for a lost query
+            extra["DNS_SLOW_QUERY_MS"] = int(params.dns_timeout * 900)
+            wrapper = [
+                *("unshare", "--mount", "--propagation", "private", "sh", "-c"),
+                'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+                str(self.resolv_conf),
+            ]
         self.proxy = Kamailio(
             PROXY_CFG,
             workdir / "proxy",
             self.proxy_port,
             proxy_defines(self.proxy_port, self.relay_port, self.redis_port, **extra),
             name="proxy",
+            wrapper=wrapper,
         )
         self.instances_dir = workdir / "instances"
+
+    @property
+    def call_target(self) -> tuple[str, int] | str:
+        """Where background calls go: the carrier's domain (resolved by the proxy) or an address."""
+        return CARRIER_DOMAIN if self.params.dns else (LOOPBACK, self.far_end_port)
+
+    def target_of(self, n: int) -> tuple[str, tuple[str, int] | str]:
+        """Call n's kind and target: with sockets modelled, every other call is inbound."""
+        if self.params.sockets and n % 2 == 1:
+            return "inbound", f"{LOOPBACK}:{self.pbx_port};transport=tcp"
+        return "outbound", self.call_target
+
+    def start_dns(self) -> None:
+        self.dnsmasq = Child(
+            dnsmasq_argv(self.dnsmasq_port, self.proxy_port, self.far_end_port),
+            self.workdir / "dnsmasq.log",
+        )
+        self.resolver = Child(
+            python_module(
+                "lab.resolver",
+                "--upstream",
+                str(self.dnsmasq_port),
+                "--cap",
+                str(self.params.dns_cap),
+                "--stats",
+                str(self.dns_stats),
+                "--events",
+                str(self.dns_events),
+            ),
+            self.workdir / "resolver.log",
+        )
+        resolver = self.resolver
+        await_ready(resolver, self.dns_stats.exists, 10, "the lab resolver")
+        self.nameserver = str(json.loads(self.dns_stats.read_text())["address"])
+        self.resolv_conf.write_text(
+            resolv_conf(self.nameserver, self.params.dns_timeout, self.params.dns_tries)
+        )
+        dnsmasq = self.dnsmasq
+        await_ready(dnsmasq, lambda: "started" in dnsmasq.output(), 10, "dnsmasq")
 
     def start(self) -> None:
         self.instances_dir.mkdir(parents=True, exist_ok=True)
         self.redis.start()
+        if self.params.dns:
+            self.start_dns()
         self.wire = Child(
             python_module(
-                "breaker.lab.wire",
+                "lab.wire",
                 "--listen",
                 str(self.relay_port),
                 "--upstream",
                 str(self.presence_port),
                 "--far-end",
                 str(self.far_end_port),
+                "--pbx",
+                str(self.pbx_port if self.params.sockets else 0),
                 "--stats",
                 str(self.relay_stats),
                 "--events",
@@ -170,7 +246,13 @@ class Environment:
             )
 
     def stop(self) -> None:
-        for stop in (self.proxy.stop, self.sidecar.stop, self.stop_wire, self.presence.stop):
+        for stop in (
+            self.proxy.stop,
+            self.sidecar.stop,
+            self.stop_wire,
+            self.presence.stop,
+            self.stop_dns,
+        ):
             with contextlib.suppress(Exception):
                 stop()
         self.redis.stop()
@@ -180,10 +262,17 @@ class Environment:
             self.wire.stop()
             self.wire = None
 
+    def stop_dns(self) -> None:
+        """The resolver writes its events on exit."""
+        for child in (self.resolver, self.dnsmasq):
+            if child is not None:
+                child.stop()
+        self.resolver = self.dnsmasq = None
+
     def job_argv(self, number: int, deadline: float) -> list[str]:
         p = self.params
         job = python_module(
-            "breaker.lab.vm_presence",
+            "lab.vm_presence",
             "--proxy",
             str(self.proxy_port),
             "--mailboxes",
@@ -201,6 +290,11 @@ class Environment:
             "--status",
             str(self.instances_dir / f"vm-presence-{number:03d}.json"),
         )
+        if p.sockets:
+            job += ["--transport", "tcp"]
+        if self.nameserver is not None:
+            job += ["--resolver", self.nameserver, "--service", PRESENCE_SERVICE]
+            job += ["--dns-timeout", f"{p.dns_timeout:g}", "--dns-tries", str(p.dns_tries)]
         if self.mode == "baseline":
             return job
         guard = [*guard_argv(), "guard", BREAKER_NAME, "--lock", JOB_LOCK]
@@ -232,15 +326,17 @@ def _pid_alive(pid: int) -> bool:
     return False
 
 
-def _job_counts(directory: Path) -> tuple[int, int, int]:
-    """(running instances, retransmissions sent, 503s received), summed over every instance."""
-    running = retrans = got_503 = 0
+def _job_counts(directory: Path) -> tuple[int, int, int, int]:
+    """(running instances, retransmissions sent, 503s received, DNS tries timed out),
+    summed over every instance."""
+    running = retrans = got_503 = dns_timeouts = 0
     for status in _read_statuses(directory):
         if status.get("state") == "running" and _pid_alive(int(status.get("pid", 0))):
             running += 1
         retrans += int(status.get("retransmissions", 0))
         got_503 += int(status.get("finals", {}).get("503", 0))
-    return running, retrans, got_503
+        dns_timeouts += int(status.get("dns_timeouts", 0))
+    return running, retrans, got_503, dns_timeouts
 
 
 class _Recorder:
@@ -265,7 +361,7 @@ class _Recorder:
             asyncio.to_thread(group_cpu_seconds, self.env.proxy.pid),
             self._verdict(),
         )
-        running, job_retrans, job_503 = jobs
+        running, job_retrans, job_503, job_dns_timeouts = jobs
         sample = Sample(
             t=t,
             client_retransmissions=job_retrans + sum(c.retransmissions for c in self.clients),
@@ -277,6 +373,11 @@ class _Recorder:
             breaker_state=verdict[0] if verdict else None,
             admit_percent=verdict[1] if verdict else None,
             vm_presence_running=running,
+            job_dns_timeouts=job_dns_timeouts,
+            proxy_dns_failed=stats.get("dns:failed_dns_request"),
+            proxy_dns_slow=stats.get("dns:slow_dns_request"),
+            proxy_tcp_open=stats.get("tcp:current_opened_connections"),
+            proxy_tcp_refused=stats.get("tcp:local_reject"),
         )
         self.record.samples.append(sample)
         return sample
@@ -400,7 +501,6 @@ async def _drive(env: Environment, params: LabParams, tick: Tick | None) -> RunR
     record = RunRecord(mode=env.mode)
     loop = asyncio.get_running_loop()
     proxy = (LOOPBACK, env.proxy_port)
-    far_end = (LOOPBACK, env.far_end_port)
     canary_counters, call_counters = UacCounters(), UacCounters()
     canary_uac = await SipUac.open(proxy, canary_counters)
     call_uac = await SipUac.open(proxy, call_counters)
@@ -424,9 +524,12 @@ async def _drive(env: Environment, params: LabParams, tick: Tick | None) -> RunR
         record.canary.append(CanaryResult(outcome.sent_at, outcome.done_at, outcome.status))
 
     async def call(n: int) -> None:
-        result = await short_call(call_uac, f"call{n}", far_end, params.call_deadline, CALL_GIVE_UP)
+        kind, target = env.target_of(n)
+        result = await short_call(call_uac, f"call{n}", target, params.call_deadline, CALL_GIVE_UP)
         record.calls.append(
-            CallRecord(result.started_at, result.ok_within, result.setup_status, result.setup_time)
+            CallRecord(
+                result.started_at, result.ok_within, result.setup_status, result.setup_time, kind
+            )
         )
 
     async def spawn(n: int) -> None:
@@ -490,8 +593,16 @@ async def _drive(env: Environment, params: LabParams, tick: Tick | None) -> RunR
             record.first_503_at.append(float(status["first_503_at"]))
     if canary_counters.first_503_at is not None:
         record.first_503_at.append(canary_counters.first_503_at)
+    if env.params.sockets:  # outgoing connections refused at the limit: only the log says so
+        log = await asyncio.to_thread(env.proxy.log.read_text, errors="replace")
+        record.tcp_send_refused = sum(
+            1 for line in log.splitlines() if "tcp_send(" in line and TCP_LIMIT in line
+        )
     await asyncio.to_thread(env.stop_wire)  # the relay writes its events on exit
     await asyncio.to_thread(_load_relay, env, record)
+    if env.params.dns:
+        await asyncio.to_thread(env.stop_dns)
+        await asyncio.to_thread(_load_dns, env, record)
     return record
 
 
@@ -516,13 +627,23 @@ async def _stop_jobs(jobs: list[tuple[int, float, Child]], record: RunRecord, mo
         record.cycles.append(Cycle(number, round(at, 3), code, outcome))
 
 
-def _load_relay(env: Environment, record: RunRecord) -> None:
+def _events(path: Path, what: str, log: Path) -> dict[str, Any]:
+    """The event file a helper process writes on exit."""
     try:
-        events = json.loads(env.relay_events.read_text())
+        events: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise LabError(
-            f"the relay left no event file ({exc}); see {env.workdir / 'wire.log'}"
-        ) from None
+        raise LabError(f"{what} left no event file ({exc}); see {log}") from None
+    return events
+
+
+def _load_relay(env: Environment, record: RunRecord) -> None:
+    events = _events(env.relay_events, "the relay", env.workdir / "wire.log")
     record.relay_requests = sorted(events["requests"])
     record.relay_retransmissions = sorted(events["retransmissions"])
     record.relay_responses = sorted(events["responses"])
+
+
+def _load_dns(env: Environment, record: RunRecord) -> None:
+    events = _events(env.dns_events, "the lab resolver", env.workdir / "resolver.log")
+    record.dns_queries = {c: sorted(v) for c, v in events["queries"].items()}
+    record.dns_dropped = {c: sorted(v) for c, v in events["dropped"].items()}

@@ -27,7 +27,7 @@ from breaker._errors import BreakerError
 T = TypeVar("T")
 
 LOOPBACK = "127.0.0.1"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]  # the checkout: lab/ sits beside breaker/
 KAMAILIO_CONFIG_DIR = REPO / "kamailio-config"
 PROXY_CFG = KAMAILIO_CONFIG_DIR / "kamailio.cfg"
 PRESENCE_CFG = KAMAILIO_CONFIG_DIR / "presence-server.cfg"
@@ -112,6 +112,12 @@ def sip_ping(port: int, timeout: float = 0.2) -> bool:
             return False
 
 
+def _importable() -> dict[str, str]:
+    """PYTHONPATH with the checkout first, so `python -m lab.…` children run from any cwd."""
+    paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
+
+
 class Child:
     """One child process (and its forks) in its own session."""
 
@@ -132,7 +138,7 @@ class Child:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **_importable(), **(env or {})},
             cwd=cwd,
             start_new_session=True,
         )
