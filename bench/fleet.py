@@ -26,7 +26,7 @@ from pathlib import Path
 import redis
 
 from bench._common import SUT_CPU, Result, percentile
-from breaker.lab._procs import (
+from lab._procs import (
     LOOPBACK,
     Child,
     Redis,

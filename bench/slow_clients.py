@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench._common import LOAD_CPU, SUT_CPU, Result, fast_responder
 from bench.api import RATE, _fixed_rate
-from breaker.lab._procs import (
+from lab._procs import (
     LOOPBACK,
     Child,
     Redis,
