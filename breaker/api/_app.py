@@ -14,7 +14,7 @@ from breaker import core
 from breaker._errors import StoreUnavailable
 from breaker.api._auth import Principal, TokenRegistry
 from breaker.core import InvalidForce, State
-from breaker.service import BreakerStatus, Service
+from breaker.service import BreakerStatus, PoolStatus, Service
 
 # ---------------------------------------------------------------- models
 
@@ -54,6 +54,17 @@ class BreakerOut(BaseModel):
     passive_failing: bool
     target: str
     detection_bound: float
+    kind: Literal["breaker", "pool"] = "breaker"
+    pool: str | None = None  # a member: the pool it belongs to
+    members: list["MemberOut"] | None = None  # a pool: its members' verdicts
+    min_healthy: int | None = None  # a pool: closed while this many members are closed
+
+
+class MemberOut(BaseModel):
+    name: str
+    state: Literal["closed", "open", "half_open"]
+    admit: int
+    retry_after: int
 
 
 class BreakerList(BaseModel):
@@ -117,6 +128,33 @@ def breaker_out(status: BreakerStatus) -> BreakerOut:
     )
 
 
+def pool_out(status: PoolStatus) -> BreakerOut:
+    """A pool in the breaker shape: its derived verdict, no probe of its own."""
+    v = status.verdict
+    return BreakerOut(
+        name=v.name,
+        state=v.state.value,
+        admit=v.admit,
+        epoch=v.epoch,
+        since=v.since,
+        reason=v.reason,
+        retry_after=v.retry_after,
+        computed=v.computed.value,
+        forced=None,
+        last_probe=None,
+        counters=CountersOut(probes=0, probe_failures=0),
+        passive_failing=False,
+        target="",
+        detection_bound=status.detection_bound,
+        kind="pool",
+        members=[
+            MemberOut(name=m.name, state=m.state.value, admit=m.admit, retry_after=m.retry_after)
+            for m in status.members
+        ],
+        min_healthy=status.cfg.healthy_needed,
+    )
+
+
 # ---------------------------------------------------------------- app
 
 
@@ -158,11 +196,26 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
         return principal
 
     async def known(name: str) -> str:
-        if name not in service.runtimes:
+        if name not in service.runtimes and name not in service.pools:
+            known_names = [*service.names(), *sorted(service.pools)]
             raise HTTPException(
-                404, f"unknown breaker {name!r}; known: {', '.join(service.names()) or 'none'}"
+                404, f"unknown breaker {name!r}; known: {', '.join(known_names) or 'none'}"
             )
         return name
+
+    def out(name: str) -> BreakerOut:
+        """A breaker (with its pool, if any) or a pool, in the breaker shape."""
+        if name in service.pools:
+            return pool_out(service.pool_status(name))
+        found = breaker_out(service.status(name))
+        found.pool = service.pool_of(name)
+        return found
+
+    def not_a_pool(name: str) -> None:
+        if name in service.pools:
+            raise HTTPException(
+                409, f"{name!r} is a pool: its verdict is derived; force or release its members"
+            )
 
     Reader = Annotated[Principal | None, Depends(reader)]
     Operator = Annotated[Principal, Depends(operator)]
@@ -186,13 +239,13 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
     @app.get("/v1/breakers", response_model=BreakerList)
     async def list_breakers(_: Reader) -> BreakerList:
         return BreakerList(
-            breakers=[breaker_out(service.status(n)) for n in service.names()],
+            breakers=[out(n) for n in [*service.names(), *sorted(service.pools)]],
             redis_up=service.redis_up,
         )
 
     @app.get("/v1/breakers/{name}", response_model=BreakerOut)
     async def get_breaker(name: Name, _: Reader) -> BreakerOut:
-        return breaker_out(service.status(name))
+        return out(name)
 
     @app.get(
         "/v1/breakers/{name}/allow",
@@ -202,7 +255,7 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
         name: Name, _: Reader, key: str | None = Query(None, max_length=512)
     ) -> Response:
         """For PBX hooks and scripts: 200 to send, 503 + Retry-After to hold back."""
-        v = service.status(name).verdict
+        v = service.verdict_of(name)
         ok = core.admitted(v.admit, key)
         body = {
             "allowed": ok,
@@ -222,6 +275,7 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
 
     @app.put("/v1/breakers/{name}/force", response_model=BreakerOut)
     async def force(name: Name, body: ForceIn, who: Operator) -> BreakerOut:
+        not_a_pool(name)
         try:
             service.force(name, State(body.state), body.ttl, who.name, body.reason)
         except InvalidForce as exc:
@@ -230,6 +284,7 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
 
     @app.delete("/v1/breakers/{name}/force", response_model=BreakerOut)
     async def release(name: Name, who: Operator) -> BreakerOut:
+        not_a_pool(name)
         service.release(name, who.name)
         return breaker_out(service.status(name))
 

@@ -22,6 +22,7 @@ from breaker.core._machine import (
     tick,
     verdict,
 )
+from breaker.core._pool import default_min_healthy, pool_events, pool_verdict
 
 __all__ = [
     "Breaker",
@@ -34,11 +35,14 @@ __all__ = [
     "Verdict",
     "admit_percent",
     "admitted",
+    "default_min_healthy",
     "force",
     "new_breaker",
     "next_change",
     "observe",
     "passive_failure",
+    "pool_events",
+    "pool_verdict",
     "release",
     "restore_force",
     "resync",
