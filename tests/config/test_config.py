@@ -158,3 +158,26 @@ def test_port_in_use_is_one_line_before_anything_starts(tmp_path: Path) -> None:
         result.stderr.strip()
         == f"breaker: cannot listen on 127.0.0.1:{port}: Address already in use"
     )
+
+
+def test_pool_members_must_be_breakers(tmp_path: Path) -> None:
+    path = tmp_path / "pool.toml"
+    path.write_text(
+        '[[breakers]]\nname = "a"\ntarget = "sip:127.0.0.1:5071"\n'
+        '[[pools]]\nname = "presence"\nmembers = ["a", "nope"]\n'
+    )
+    with pytest.raises(ConfigError, match="unknown member 'nope'"):
+        load_settings(path)
+
+
+def test_pool_min_healthy_defaults_to_all_but_one(tmp_path: Path) -> None:
+    path = tmp_path / "pool.toml"
+    path.write_text(
+        "".join(
+            f'[[breakers]]\nname = "{n}"\ntarget = "sip:127.0.0.1:507{i}"\n'
+            for i, n in enumerate("abc")
+        )
+        + '[[pools]]\nname = "presence"\nmembers = ["a", "b", "c"]\n'
+    )
+    pool = load_settings(path).pool("presence")
+    assert pool is not None and pool.healthy_needed == 2
