@@ -1,0 +1,269 @@
+"""Presence pool (WITH_PRESENCE_POOL): Redis load per member count, and the pool route's hot path.
+
+Redis load: one proxy whose dispatcher.list holds 3, then 30 members (every member
+a distinct URI on one fast stand-in), all closed, at the default poll interval
+(BREAKER_POLL_MS=300). For each member count, PUBLISH floods at 10 and 2,000
+req/s; before each, Redis's statistics are reset; after it, `INFO commandstats`
+says what ran. The poller sends one EVAL per poll whatever the SIP rate and the
+member count; the script's own HMGET/HINCRBY/... per member are "executed" only.
+
+Hot path: the same kamailio.cfg three ways, round by round: without the breaker
+(`WITHOUT_BREAKER`, PRESENCE_URI), the pool route with 3 members all closed, and
+the pool route with one of the 3 open (its subscribers failed over). Proxy CPU per
+PUBLISH is the figure; the ratio is against the baseline of the same run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import redis as redis_py
+
+from bench._common import (
+    SUT_CPU,
+    Result,
+    VerdictWriter,
+    fast_responder,
+    median,
+    run_sipp,
+)
+from breaker.lab._procs import (
+    LOOPBACK,
+    PROXY_CFG,
+    Define,
+    Kamailio,
+    Redis,
+    free_port,
+    group_cpu_seconds,
+    proxy_defines,
+    quoted,
+    wait_until,
+)
+
+MEMBER_COUNTS = (3, 30)
+RATES = (10, 2000)
+FLAT = 1.25  # highest rate within this of the lowest, per member count
+HOT_GOAL = 0.90  # pool route capacity (CPU per PUBLISH) vs. no breaker at all
+SENT = ("eval", "evalsha", "select", "ping", "auth", "hello", "client")
+NOT_KAMAILIO = ("info", "config", "hset", "pexpire", "multi", "exec")
+
+
+def _members(n: int) -> list[str]:
+    return [f"presence-{i:02d}" for i in range(n)]
+
+
+def _dslist(workdir: Path, responder_port: int, names: list[str]) -> Path:
+    path = workdir / f"dispatcher-{len(names)}.list"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "".join(
+            f"1 sip:m{i}@{LOOPBACK}:{responder_port} 0 0 breaker={name}\n"
+            for i, name in enumerate(names)
+        )
+    )
+    return path
+
+
+def _pool_proxy(
+    workdir: Path, responder_port: int, redis_port: int, dslist: Path | None, poll_ms: int
+) -> Kamailio:
+    port = free_port()
+    extra: dict[str, Define] = {"CHILDREN": 2, "DEBUG_LEVEL": 1}
+    if dslist is None:
+        extra["WITHOUT_BREAKER"] = True
+    else:
+        extra.update(
+            WITH_PRESENCE_POOL=True, PRESENCE_DSLIST=quoted(str(dslist)), BREAKER_POLL_MS=poll_ms
+        )
+    return Kamailio(
+        PROXY_CFG,
+        workdir / f"proxy-{port}",
+        port,
+        proxy_defines(port, responder_port, redis_port, **extra),
+        name="proxy",
+        extra_args=["-m", "1024"],
+        wrapper=SUT_CPU,
+    )
+
+
+def _wait_members(proxy: Kamailio, expected: dict[str, str], timeout: float = 10.0) -> None:
+    """Until the proxy's last verdict line per member says the expected state, from Redis."""
+
+    def seen() -> bool:
+        text = proxy.log.read_text(errors="replace")
+        for name, state in expected.items():
+            lines = [ln for ln in text.splitlines() if f"event=breaker.verdict name={name} " in ln]
+            if not lines or f"state={state} " not in lines[-1] or "source=redis" not in lines[-1]:
+                return False
+        return True
+
+    wait_until(seen, timeout, what=f"the proxy to read {len(expected)} member verdicts")
+
+
+def _redis_load(quick: bool, workdir: Path) -> list[dict[str, Any]]:
+    seconds = 3 if quick else 10
+    rows: list[dict[str, Any]] = []
+    redis = Redis(workdir / "redis-load").start()
+    client = redis_py.Redis(host=LOOPBACK, port=redis.port, decode_responses=True)
+    try:
+        with fast_responder(workdir / "responder-load") as responder:
+            for count in MEMBER_COUNTS:
+                names = _members(count)
+                writers = [VerdictWriter(redis.port, name) for name in names]
+                for w in writers:
+                    w.set("closed")
+                dslist = _dslist(workdir, responder.port, names)
+                proxy = _pool_proxy(workdir, responder.port, redis.port, dslist, 300).start()
+                try:
+                    _wait_members(proxy, dict.fromkeys(names, "closed"))
+                    for rate in RATES:
+                        client.config_resetstat()
+                        t0 = time.monotonic()
+                        sipp = run_sipp(
+                            "publish",
+                            proxy.port,
+                            calls=rate * seconds,
+                            rate=rate,
+                            limit=max(100, rate // 5),
+                            workdir=workdir,
+                            timeout=seconds + 30,
+                        )
+                        elapsed = time.monotonic() - t0
+                        stats = client.info("commandstats")
+                        calls = {
+                            k.removeprefix("cmdstat_"): int(v["calls"])
+                            for k, v in stats.items()
+                            if not k.removeprefix("cmdstat_").startswith(NOT_KAMAILIO)
+                        }
+                        sent = {k: v for k, v in calls.items() if k in SENT}
+                        rows.append(
+                            {
+                                "members": count,
+                                "sip_rate_target": rate,
+                                "sip_rate_achieved": round(sipp.successful / elapsed, 1),
+                                "seconds": round(elapsed, 2),
+                                "commands_sent_per_s": round(sum(sent.values()) / elapsed, 2),
+                                "commands_executed_per_s": round(sum(calls.values()) / elapsed, 2),
+                                "sent": sent,
+                                "executed": calls,
+                            }
+                        )
+                finally:
+                    proxy.stop()
+                    for w in writers:
+                        w.close()
+    finally:
+        client.close()
+        redis.stop()
+    return rows
+
+
+def _flood(proxy: Kamailio, calls: int, workdir: Path) -> tuple[float, float]:
+    cpu0 = group_cpu_seconds(proxy.pid)
+    run = run_sipp(
+        "publish", proxy.port, calls=calls, rate=100_000, limit=100, workdir=workdir, timeout=120
+    )
+    cpu = group_cpu_seconds(proxy.pid) - cpu0
+    if run.successful < calls * 0.99:
+        raise RuntimeError(f"pool hot path: only {run.successful}/{calls} answered 200")
+    return run.rate, cpu / run.successful * 1e6
+
+
+def _hot_path(quick: bool, workdir: Path) -> list[dict[str, Any]]:
+    calls, rounds = (3000, 1) if quick else (30000, 3)
+    names = _members(3)
+    one_open = {**dict.fromkeys(names, "closed"), names[1]: "open"}
+    variants: tuple[tuple[str, dict[str, str] | None], ...] = (
+        ("baseline (no breaker route), forwarding", None),
+        ("pool route, 3 members closed", dict.fromkeys(names, "closed")),
+        ("pool route, 1 of 3 open (failed over)", one_open),
+    )
+    measured: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in variants}
+    redis = Redis(workdir / "redis-hot").start()
+    writers = {name: VerdictWriter(redis.port, name) for name in names}
+    try:
+        with fast_responder(workdir / "responder-hot") as responder:
+            dslist = _dslist(workdir, responder.port, names)
+            for _ in range(rounds):
+                for variant, states in variants:
+                    if states is not None:
+                        for name, state in states.items():
+                            writers[name].set(state)
+                    proxy = _pool_proxy(
+                        workdir, responder.port, redis.port, None if states is None else dslist, 100
+                    )
+                    proxy.start()
+                    try:
+                        if states is not None:
+                            _wait_members(proxy, states)
+                        _flood(proxy, max(1000, calls // 10), workdir)  # warm-up
+                        measured[variant].append(_flood(proxy, calls, workdir))
+                    finally:
+                        proxy.stop()
+    finally:
+        for w in writers.values():
+            w.close()
+        redis.stop()
+    base_cpu = median([c for _, c in measured[variants[0][0]]])
+    out = []
+    for variant, _ in variants:
+        cpu = median([c for _, c in measured[variant]])
+        out.append(
+            {
+                "variant": variant,
+                "answered_per_s": round(median([r for r, _ in measured[variant]])),
+                "proxy_cpu_us_per_publish": round(cpu, 1),
+                "cpu_capacity_ratio": round(base_cpu / cpu, 3) if cpu > 0 else None,
+                "rounds": [
+                    {"answered_per_s": round(r), "cpu_us": round(c, 1)}
+                    for r, c in measured[variant]
+                ],
+            }
+        )
+    return out
+
+
+def run(quick: bool, workdir: Path) -> Result:
+    result = Result(
+        "pool",
+        "Presence pool: Redis load per member count, and the pool route's hot path",
+        f"Redis commands/s flat in the SIP rate with 3 and 30 members (within {FLAT}x); "
+        f"pool route ≥ {HOT_GOAL} x the capacity of the proxy without the breaker",
+        quick,
+    )
+    started = time.monotonic()
+    load = _redis_load(quick, workdir)
+    hot = _hot_path(quick, workdir)
+    flat: dict[int, float] = {}
+    for count in MEMBER_COUNTS:
+        rows = [r for r in load if r["members"] == count]
+        low, high = float(rows[0]["commands_sent_per_s"]), float(rows[-1]["commands_sent_per_s"])
+        flat[count] = round(high / low, 3) if low else float("inf")
+    pool_ratio = float(hot[1]["cpu_capacity_ratio"] or 0)
+    failed_over_ratio = float(hot[2]["cpu_capacity_ratio"] or 0)
+    result.data = {
+        "poll_ms": 300,
+        "redis_load": load,
+        "high_to_low_ratio_by_members": flat,
+        "hot_path": hot,
+    }
+    result.met = all(r <= FLAT for r in flat.values()) and pool_ratio >= HOT_GOAL
+    result.summary = (
+        "; ".join(
+            f"{r['members']} members at {r['sip_rate_achieved']:.0f} req/s → "
+            f"{r['commands_sent_per_s']:.2f} commands/s sent "
+            f"({r['commands_executed_per_s']:.1f} executed)"
+            for r in load
+        )
+        + f". Pool route CPU capacity {pool_ratio:.2f}x (1 of 3 open: {failed_over_ratio:.2f}x) "
+        "the proxy without the breaker"
+    )
+    result.notes.append(
+        "expected: one EVAL per poll (3.3/s at 300 ms) whatever the SIP rate and member count; "
+        "the script's per-member HMGET (and HINCRBY/HSET/EXPIRE when there is something to "
+        "report) are executed inside Redis, not sent"
+    )
+    result.duration_s = time.monotonic() - started
+    return result
