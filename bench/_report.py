@@ -84,6 +84,41 @@ def _redis_load(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def _pool(data: dict[str, Any]) -> list[str]:
+    load = [
+        [
+            r["members"],
+            r["sip_rate_target"],
+            r["sip_rate_achieved"],
+            r["commands_sent_per_s"],
+            r["commands_executed_per_s"],
+        ]
+        for r in data["redis_load"]
+    ]
+    hot = [
+        [v["variant"], v["answered_per_s"], v["proxy_cpu_us_per_publish"], v["cpu_capacity_ratio"]]
+        for v in data["hot_path"]
+    ]
+    return [
+        f"BREAKER_POLL_MS={data['poll_ms']}; highest/lowest rate by member count: "
+        + ", ".join(f"{k} members x{v}" for k, v in data["high_to_low_ratio_by_members"].items())
+        + ".",
+        "",
+        *_table(
+            [
+                "members",
+                "SIP req/s (target)",
+                "achieved",
+                "commands/s sent",
+                "commands/s executed (incl. inside EVAL)",
+            ],
+            load,
+        ),
+        "",
+        *_table(["variant", "PUBLISH/s answered", "proxy CPU µs/PUBLISH", "capacity ratio"], hot),
+    ]
+
+
 def _api(data: dict[str, Any]) -> list[str]:
     wrk, fixed, redis = data["wrk_max_throughput"], data["fixed_rate"], data["redis_get_baseline"]
     rows = [
@@ -180,6 +215,7 @@ DETAILS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "api": _api,
     "probe_scale": _probe_scale,
     "detection": _detection,
+    "pool": _pool,
 }
 
 

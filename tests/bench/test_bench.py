@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-NAMES = ("hot_path", "redis_load", "api", "probe_scale", "detection")
+NAMES = ("hot_path", "redis_load", "api", "probe_scale", "detection", "pool")
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,11 @@ def test_quick_bench_measures_ratios_against_a_same_run_baseline(quick_bench: Pa
     assert [r["targets"] for r in scale] == [1, 100, 1000]
     detection = _result(quick_bench, "detection")["data"]
     assert detection["freezes"] >= 1 and detection["open"]["p50_ratio"] > 0
+    pool = _result(quick_bench, "pool")["data"]
+    assert [(r["members"], r["sip_rate_target"]) for r in pool["redis_load"]] == [
+        (3, 10), (3, 2000), (30, 10), (30, 2000)
+    ]  # fmt: skip
+    assert pool["hot_path"][0]["cpu_capacity_ratio"] == 1.0
 
 
 @pytest.mark.timeout(200)
