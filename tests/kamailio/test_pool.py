@@ -188,6 +188,7 @@ def test_all_closed_spreads_subscribers_in_proportion_and_always_to_the_same_ser
     first = homes(pool)
     second = homes(pool)
     counts = collections.Counter(first.values())
+    print(f"\nspread over the members: {dict(sorted(counts.items()))}")
     assert set(counts) == set(MEMBERS), f"expected all three servers used, saw {counts}"
     for name in MEMBERS:
         share = counts[name] / SUBSCRIBERS

@@ -1,0 +1,120 @@
+"""Pool mode without a usable verdict: BREAKER_FAIL_MODE applies per member, then to all.
+
+Three counting stand-ins as members, the verdict hashes written by hand (no sidecar).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kamailio.conftest import StartProxy
+from tests.kamailio.harness import BreakerHash, Kamailio, Responder, quoted
+from tests.kamailio.sip import SipClient
+from tests.kamailio.test_pool import wait_member
+from tests.support.procs import RedisServer
+
+MEMBERS = ("presence-a", "presence-b", "presence-c")
+
+
+@pytest.fixture
+def members(tmp_path: Path) -> Iterator[dict[str, Responder]]:
+    started: dict[str, Responder] = {}
+    try:
+        for name in MEMBERS:
+            started[name] = Responder(tmp_path / name).start()
+        yield started
+    finally:
+        for responder in started.values():
+            responder.stop()
+
+
+def pool_proxy(
+    start_proxy: StartProxy, tmp_path: Path, members: dict[str, Responder], fail_mode: str
+) -> Kamailio:
+    dslist = tmp_path / "dispatcher.list"
+    dslist.write_text(
+        "".join(f"1 sip:127.0.0.1:{r.port} 0 0 breaker={n}\n" for n, r in members.items())
+    )
+    return start_proxy(
+        1,
+        WITH_PRESENCE_POOL=True,
+        PRESENCE_DSLIST=quoted(str(dslist)),
+        BREAKER_FAIL_MODE=quoted(fail_mode),
+    )
+
+
+def publish(proxy: Kamailio, n: int = 300) -> collections.Counter[int]:
+    with SipClient(proxy.address) as client:
+        got = client.send_all([client.mwi_publish(f"{500000 + i}") for i in range(n)], timeout=10)
+    assert len(got) == n, f"expected {n} final responses, got {len(got)}"
+    return collections.Counter(r.code for r in got.values())
+
+
+def test_missing_member_hash_in_fail_mode_open_fails_its_subscribers_over(
+    start_proxy: StartProxy,
+    redis_server: RedisServer,
+    members: dict[str, Responder],
+    tmp_path: Path,
+) -> None:
+    hashes = {n: BreakerHash(redis_server.port, name=n) for n in MEMBERS}
+    for h in hashes.values():
+        h.set("closed")
+    proxy = pool_proxy(start_proxy, tmp_path, members, "open")
+    for name in MEMBERS:
+        wait_member(proxy, name, state="closed", source="redis")
+    assert publish(proxy) == {200: 300}
+    assert members["presence-b"].count("PUBLISH") > 0, "presence-b should be home to some"
+
+    hashes["presence-b"].delete()
+    wait_member(proxy, "presence-b", state="open", source="fallback", cause="missing")
+    before = members["presence-b"].count("PUBLISH")
+    codes = publish(proxy)
+    assert codes == {200: 300}, f"one member without a verdict: expected 300 x 200, got {codes}"
+    assert members["presence-b"].count("PUBLISH") == before, "forwarded to the member in fallback"
+    for h in hashes.values():
+        h.client.close()
+
+
+def test_redis_gone_in_fail_mode_closed_keeps_every_member(
+    start_proxy: StartProxy,
+    redis_server: RedisServer,
+    members: dict[str, Responder],
+    tmp_path: Path,
+) -> None:
+    hashes = {n: BreakerHash(redis_server.port, name=n) for n in MEMBERS}
+    for n, h in hashes.items():
+        h.set("open" if n == "presence-b" else "closed", retry_after=20)
+    proxy = pool_proxy(start_proxy, tmp_path, members, "closed")
+    wait_member(proxy, "presence-b", state="open", source="redis")
+    redis_server.stop()
+    for name in MEMBERS:
+        wait_member(proxy, name, state="closed", source="fallback", cause="unreachable")
+    before = {n: r.count("PUBLISH") for n, r in members.items()}
+    assert publish(proxy) == {200: 300}
+    grew = [n for n, r in members.items() if r.count("PUBLISH") > before[n]]
+    assert grew == list(MEMBERS), f"fail mode closed: expected all members used, got {grew}"
+
+
+def test_redis_gone_in_fail_mode_open_answers_503_locally(
+    start_proxy: StartProxy,
+    redis_server: RedisServer,
+    members: dict[str, Responder],
+    tmp_path: Path,
+) -> None:
+    hashes = {n: BreakerHash(redis_server.port, name=n) for n in MEMBERS}
+    for h in hashes.values():
+        h.set("closed")
+    proxy = pool_proxy(start_proxy, tmp_path, members, "open")
+    for name in MEMBERS:
+        wait_member(proxy, name, state="closed", source="redis")
+    redis_server.stop()
+    for name in MEMBERS:
+        wait_member(proxy, name, state="open", source="fallback", cause="unreachable")
+    before = sum(r.count("PUBLISH") for r in members.values())
+    codes = publish(proxy, 100)
+    assert codes == {503: 100}, f"fail mode open, Redis gone: expected 100 x 503, got {codes}"
+    assert sum(r.count("PUBLISH") for r in members.values()) == before, "forwarded while open"
