@@ -267,8 +267,9 @@ def run(quick: bool, workdir: Path) -> Result:
     )
     result.notes.append(
         "the pool route's cost is mostly dispatcher's ds_select_dst (about 10 µs per request "
-        "on Debian's build, whose shared memory allocator has debugging on): with `$du` set "
-        "from the htable instead, the same route measured about 1.0x"
+        "on Debian's build, whose shared memory allocator has debugging on): a route that sets "
+        "`$du` from the htable instead of calling ds_select_dst measured about 1.0x "
+        "(one run, quick floods)"
     )
     result.duration_s = time.monotonic() - started
     return result
