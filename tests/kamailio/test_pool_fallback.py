@@ -118,3 +118,27 @@ def test_redis_gone_in_fail_mode_open_answers_503_locally(
     codes = publish(proxy, 100)
     assert codes == {503: 100}, f"fail mode open, Redis gone: expected 100 x 503, got {codes}"
     assert sum(r.count("PUBLISH") for r in members.values()) == before, "forwarded while open"
+
+
+def test_request_for_one_member_follows_that_members_verdict(
+    start_proxy: StartProxy,
+    redis_server: RedisServer,
+    members: dict[str, Responder],
+    tmp_path: Path,
+) -> None:
+    """A MESSAGE whose R-URI is a member's address goes there, or 503 while it is open."""
+    hashes = {n: BreakerHash(redis_server.port, name=n) for n in MEMBERS}
+    for h in hashes.values():
+        h.set("closed")
+    proxy = pool_proxy(start_proxy, tmp_path, members, "closed")
+    wait_member(proxy, "presence-b", state="closed", source="redis")
+    b = members["presence-b"]
+    with SipClient(proxy.address) as client:
+        ok = client.transact(client.message(f"sip:127.0.0.1:{b.port}"))
+        hashes["presence-b"].set("open", retry_after=20)
+        wait_member(proxy, "presence-b", state="open", source="redis")
+        before = b.count("MESSAGE")
+        held = client.transact(client.message(f"sip:127.0.0.1:{b.port}"))
+    assert ok.code == 200 and before == 1, f"closed: expected 200 from the member, got {ok.code}"
+    assert held.code == 503 and held.header("Retry-After"), f"open: expected 503, got {held.code}"
+    assert b.count("MESSAGE") == before, "forwarded to an open member"
