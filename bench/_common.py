@@ -18,6 +18,7 @@ from breaker.lab._procs import (
     Kamailio,
     SippRun,
     free_port,
+    group_cpu_seconds,
 )
 from breaker.lab._procs import run_sipp as lab_run_sipp
 from breaker.lab._report import machine
@@ -111,6 +112,31 @@ def run_sipp(
         timeout=timeout,
         wrapper=LOAD_CPU,
     )
+
+
+def flood(proxy: Kamailio, scenario: str, calls: int, workdir: Path) -> tuple[float, float]:
+    """As many PUBLISH as answers allow (100 in flight): (answered/s, proxy CPU µs per PUBLISH)."""
+    cpu0 = group_cpu_seconds(proxy.pid)
+    run = run_sipp(
+        scenario, proxy.port, calls=calls, rate=100_000, limit=100, workdir=workdir, timeout=120
+    )
+    cpu = group_cpu_seconds(proxy.pid) - cpu0
+    if run.successful < calls * 0.99:
+        raise RuntimeError(f"{scenario}: only {run.successful}/{calls} answered as expected")
+    return run.rate, cpu / run.successful * 1e6
+
+
+def redis_commands(
+    client: Any, sent_names: Sequence[str], not_kamailio: Sequence[str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """From `INFO commandstats` since the last reset: (sent by Kamailio, all executed)."""
+    stats = client.info("commandstats")
+    calls = {
+        k.removeprefix("cmdstat_"): int(v["calls"])
+        for k, v in stats.items()
+        if not k.removeprefix("cmdstat_").startswith(tuple(not_kamailio))
+    }
+    return {k: v for k, v in calls.items() if k in sent_names}, calls
 
 
 RESPONDER_CFG = """#!KAMAILIO

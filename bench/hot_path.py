@@ -22,8 +22,8 @@ from bench._common import (
     Result,
     VerdictWriter,
     fast_responder,
+    flood,
     median,
-    run_sipp,
     wait_verdict,
 )
 from breaker.lab._procs import (
@@ -32,7 +32,6 @@ from breaker.lab._procs import (
     Kamailio,
     Redis,
     free_port,
-    group_cpu_seconds,
     proxy_defines,
 )
 
@@ -64,17 +63,6 @@ def _proxy(workdir: Path, responder_port: int, redis_port: int, breaker: bool) -
     )
 
 
-def _flood(proxy: Kamailio, scenario: str, calls: int, workdir: Path) -> tuple[float, float]:
-    cpu0 = group_cpu_seconds(proxy.pid)
-    run = run_sipp(
-        scenario, proxy.port, calls=calls, rate=100_000, limit=100, workdir=workdir, timeout=120
-    )
-    cpu = group_cpu_seconds(proxy.pid) - cpu0
-    if run.successful < calls * 0.99:
-        raise RuntimeError(f"{scenario}: only {run.successful}/{calls} answered as expected")
-    return run.rate, cpu / run.successful * 1e6
-
-
 def run(quick: bool, workdir: Path) -> Result:
     calls, rounds = (3000, 1) if quick else (30000, 3)
     result = Result(
@@ -97,8 +85,8 @@ def run(quick: bool, workdir: Path) -> Result:
                         if state is not None:
                             epoch = writer.set(state)
                             wait_verdict(proxy, state, epoch)
-                        _flood(proxy, scenario, max(1000, calls // 10), workdir)  # warm-up
-                        measured[name].append(_flood(proxy, scenario, calls, workdir))
+                        flood(proxy, scenario, max(1000, calls // 10), workdir)  # warm-up
+                        measured[name].append(flood(proxy, scenario, calls, workdir))
                     finally:
                         proxy.stop()
     finally:

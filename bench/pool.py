@@ -26,7 +26,9 @@ from bench._common import (
     Result,
     VerdictWriter,
     fast_responder,
+    flood,
     median,
+    redis_commands,
     run_sipp,
 )
 from breaker.lab._procs import (
@@ -36,7 +38,6 @@ from breaker.lab._procs import (
     Kamailio,
     Redis,
     free_port,
-    group_cpu_seconds,
     proxy_defines,
     quoted,
     wait_until,
@@ -131,13 +132,7 @@ def _redis_load(quick: bool, workdir: Path) -> list[dict[str, Any]]:
                             timeout=seconds + 30,
                         )
                         elapsed = time.monotonic() - t0
-                        stats = client.info("commandstats")
-                        calls = {
-                            k.removeprefix("cmdstat_"): int(v["calls"])
-                            for k, v in stats.items()
-                            if not k.removeprefix("cmdstat_").startswith(NOT_KAMAILIO)
-                        }
-                        sent = {k: v for k, v in calls.items() if k in SENT}
+                        sent, calls = redis_commands(client, SENT, NOT_KAMAILIO)
                         rows.append(
                             {
                                 "members": count,
@@ -158,17 +153,6 @@ def _redis_load(quick: bool, workdir: Path) -> list[dict[str, Any]]:
         client.close()
         redis.stop()
     return rows
-
-
-def _flood(proxy: Kamailio, calls: int, workdir: Path) -> tuple[float, float]:
-    cpu0 = group_cpu_seconds(proxy.pid)
-    run = run_sipp(
-        "publish", proxy.port, calls=calls, rate=100_000, limit=100, workdir=workdir, timeout=120
-    )
-    cpu = group_cpu_seconds(proxy.pid) - cpu0
-    if run.successful < calls * 0.99:
-        raise RuntimeError(f"pool hot path: only {run.successful}/{calls} answered 200")
-    return run.rate, cpu / run.successful * 1e6
 
 
 def _hot_path(quick: bool, workdir: Path) -> list[dict[str, Any]]:
@@ -198,8 +182,8 @@ def _hot_path(quick: bool, workdir: Path) -> list[dict[str, Any]]:
                     try:
                         if states is not None:
                             _wait_members(proxy, states)
-                        _flood(proxy, max(1000, calls // 10), workdir)  # warm-up
-                        measured[variant].append(_flood(proxy, calls, workdir))
+                        flood(proxy, "publish", max(1000, calls // 10), workdir)  # warm-up
+                        measured[variant].append(flood(proxy, "publish", calls, workdir))
                     finally:
                         proxy.stop()
     finally:

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import redis as redis_py
 
-from bench._common import SUT_CPU, Result, VerdictWriter, fast_responder, run_sipp, wait_verdict
+from bench._common import (
+    SUT_CPU,
+    Result,
+    VerdictWriter,
+    fast_responder,
+    redis_commands,
+    run_sipp,
+    wait_verdict,
+)
 from breaker.lab._procs import LOOPBACK, PROXY_CFG, Kamailio, Redis, free_port, proxy_defines
 
 RATES = (10, 1000, 5000)
@@ -65,13 +73,7 @@ def run(quick: bool, workdir: Path) -> Result:
                         timeout=seconds + 30,
                     )
                     elapsed = time.monotonic() - t0
-                    stats = client.info("commandstats")
-                    calls = {
-                        k.removeprefix("cmdstat_"): int(v["calls"])
-                        for k, v in stats.items()
-                        if not k.removeprefix("cmdstat_").startswith(NOT_KAMAILIO)
-                    }
-                    sent = {k: v for k, v in calls.items() if k in SENT}
+                    sent, calls = redis_commands(client, SENT, NOT_KAMAILIO)
                     rows.append(
                         {
                             "sip_rate_target": rate,

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import collections
 import itertools
+import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +70,34 @@ def wait_member(proxy: Kamailio, name: str, timeout: float = 10.0, **expected: o
     except AssertionError:
         seen = [v.fields for v in proxy.verdicts() if v.fields.get("name") == name]
         raise AssertionError(f"{name}: no verdict {expected} in {timeout}s; seen {seen}") from None
+
+
+@pytest.fixture
+def start_guard(pool: Pool, tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    """`breaker guard presence -- sleep 60`: the vm-presence job, guarded on the pool."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        url = f"redis://127.0.0.1:{pool.redis.connection_pool.connection_kwargs['port']}/0"
+        log = (tmp_path / "guard.log").open("wb")
+        guard = subprocess.Popen(
+            [sys.executable, "-m", "breaker", "guard", "presence", "--redis-url", url,
+             "--no-lock", "--", "sleep", "60"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        started.append(guard)
+        wait_until(lambda: b"sleep" in _children(guard.pid), 10, what="the guarded job to start")
+        return guard
+
+    yield start
+    for guard in started:
+        if guard.poll() is None:
+            os.killpg(guard.pid, signal.SIGKILL)
+            guard.wait(5)
+
+
+def _children(pid: int) -> bytes:
+    return subprocess.run(["ps", "-o", "comm=", "--ppid", str(pid)], capture_output=True).stdout
 
 
 def served_by(response: Response) -> str:
@@ -197,8 +229,11 @@ def test_all_closed_spreads_subscribers_in_proportion_and_always_to_the_same_ser
     assert not moved, f"expected every subscriber on the same server twice, {len(moved)} moved"
 
 
-def test_frozen_member_fails_over_then_its_subscribers_return_home(pool: Pool) -> None:
+def test_frozen_member_fails_over_then_its_subscribers_return_home(
+    pool: Pool, start_guard: Callable[[], subprocess.Popen[bytes]]
+) -> None:
     home = homes(pool)
+    guard = start_guard()
     theirs = [u for u, h in home.items() if h == "presence-b"]
     frozen = pool.servers["presence-b"]
     assert frozen.proc is not None
@@ -232,6 +267,7 @@ def test_frozen_member_fails_over_then_its_subscribers_return_home(pool: Pool) -
     assert pool_state["state"] == "closed" and pool_state["kind"] == "pool", (
         f"one of three down, min_healthy 2: pool expected closed, got {pool_state['state']}"
     )
+    assert guard.poll() is None, f"job guarded on the pool stopped (exit {guard.returncode})"
     print(f"\nlock-up -> first failed-over 200: {failover_time:.2f}s; "
           f"its subscribers answered 200 after detection: {by.total()}/{len(theirs)}")  # fmt: skip
 
@@ -277,7 +313,10 @@ def test_frozen_member_fails_over_then_its_subscribers_return_home(pool: Pool) -
     )
 
 
-def test_all_members_frozen_answer_503_locally_and_forward_nothing(pool: Pool) -> None:
+def test_all_members_frozen_answer_503_locally_and_forward_nothing(
+    pool: Pool, start_guard: Callable[[], subprocess.Popen[bytes]]
+) -> None:
+    guard = start_guard()
     for server in pool.servers.values():
         assert server.proc is not None
         server.proc.freeze()
@@ -298,6 +337,13 @@ def test_all_members_frozen_answer_503_locally_and_forward_nothing(pool: Pool) -
     )
     stored = pool.redis.hgetall("breaker:{presence}")
     assert stored.get("state") == "open", f"pool hash in Redis: expected open, got {stored}"
+    try:
+        assert guard.wait(10) == 79, (
+            f"guard on the pool: expected 79 (stopped), got {guard.returncode}"
+        )
+    finally:
+        if guard.poll() is None:
+            os.killpg(guard.pid, signal.SIGKILL)
     for server in pool.servers.values():
         assert server.proc is not None
         server.proc.thaw()

@@ -47,6 +47,14 @@ def pool_proxy(
     )
 
 
+def hashes_for(redis_server: RedisServer, **states: str) -> dict[str, BreakerHash]:
+    """Every member's verdict hash, closed unless `states` says otherwise (name with _ for -)."""
+    hashes = {n: BreakerHash(redis_server.port, name=n) for n in MEMBERS}
+    for name, h in hashes.items():
+        h.set(states.get(name.replace("-", "_"), "closed"), retry_after=20)
+    return hashes
+
+
 def publish(proxy: Kamailio, n: int = 300) -> collections.Counter[int]:
     with SipClient(proxy.address) as client:
         got = client.send_all([client.mwi_publish(f"{500000 + i}") for i in range(n)], timeout=10)
@@ -60,9 +68,7 @@ def test_missing_member_hash_in_fail_mode_open_fails_its_subscribers_over(
     members: dict[str, Responder],
     tmp_path: Path,
 ) -> None:
-    hashes = {n: BreakerHash(redis_server.port, name=n) for n in MEMBERS}
-    for h in hashes.values():
-        h.set("closed")
+    hashes = hashes_for(redis_server)
     proxy = pool_proxy(start_proxy, tmp_path, members, "open")
     for name in MEMBERS:
         wait_member(proxy, name, state="closed", source="redis")
@@ -75,8 +81,6 @@ def test_missing_member_hash_in_fail_mode_open_fails_its_subscribers_over(
     codes = publish(proxy)
     assert codes == {200: 300}, f"one member without a verdict: expected 300 x 200, got {codes}"
     assert members["presence-b"].count("PUBLISH") == before, "forwarded to the member in fallback"
-    for h in hashes.values():
-        h.client.close()
 
 
 def test_redis_gone_in_fail_mode_closed_keeps_every_member(
@@ -85,9 +89,7 @@ def test_redis_gone_in_fail_mode_closed_keeps_every_member(
     members: dict[str, Responder],
     tmp_path: Path,
 ) -> None:
-    hashes = {n: BreakerHash(redis_server.port, name=n) for n in MEMBERS}
-    for n, h in hashes.items():
-        h.set("open" if n == "presence-b" else "closed", retry_after=20)
+    hashes_for(redis_server, presence_b="open")
     proxy = pool_proxy(start_proxy, tmp_path, members, "closed")
     wait_member(proxy, "presence-b", state="open", source="redis")
     redis_server.stop()
@@ -105,9 +107,7 @@ def test_redis_gone_in_fail_mode_open_answers_503_locally(
     members: dict[str, Responder],
     tmp_path: Path,
 ) -> None:
-    hashes = {n: BreakerHash(redis_server.port, name=n) for n in MEMBERS}
-    for h in hashes.values():
-        h.set("closed")
+    hashes_for(redis_server)
     proxy = pool_proxy(start_proxy, tmp_path, members, "open")
     for name in MEMBERS:
         wait_member(proxy, name, state="closed", source="redis")
@@ -127,9 +127,7 @@ def test_request_for_one_member_follows_that_members_verdict(
     tmp_path: Path,
 ) -> None:
     """A MESSAGE whose R-URI is a member's address goes there, or 503 while it is open."""
-    hashes = {n: BreakerHash(redis_server.port, name=n) for n in MEMBERS}
-    for h in hashes.values():
-        h.set("closed")
+    hashes = hashes_for(redis_server)
     proxy = pool_proxy(start_proxy, tmp_path, members, "closed")
     wait_member(proxy, "presence-b", state="closed", source="redis")
     b = members["presence-b"]
