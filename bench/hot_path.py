@@ -18,21 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import (
-    SUT_CPU,
     Result,
     VerdictWriter,
     fast_responder,
     flood,
+    measured_proxy,
     median,
     wait_verdict,
 )
 from breaker.lab._procs import (
-    PROXY_CFG,
-    Define,
     Kamailio,
     Redis,
-    free_port,
-    proxy_defines,
 )
 
 GOAL = 0.95
@@ -44,23 +40,9 @@ VARIANTS: tuple[tuple[str, str | None, str], ...] = (
 
 
 def _proxy(workdir: Path, responder_port: int, redis_port: int, breaker: bool) -> Kamailio:
-    port = free_port()
-    extra: dict[str, Define] = {"CHILDREN": 2, "DEBUG_LEVEL": 1}
     if breaker:
-        extra["BREAKER_POLL_MS"] = 100
-    else:
-        extra["WITHOUT_BREAKER"] = True
-    # tm keeps each finished transaction 5 s and Debian's build (memory debugging) makes
-    # one ~15 kB: a flood needs a larger shm than the 64 MB default
-    return Kamailio(
-        PROXY_CFG,
-        workdir / f"proxy-{port}",
-        port,
-        proxy_defines(port, responder_port, redis_port, **extra),
-        name="proxy",
-        extra_args=["-m", "1024"],
-        wrapper=SUT_CPU,
-    )
+        return measured_proxy(workdir, responder_port, redis_port, BREAKER_POLL_MS=100)
+    return measured_proxy(workdir, responder_port, redis_port, WITHOUT_BREAKER=True)
 
 
 def run(quick: bool, workdir: Path) -> Result:

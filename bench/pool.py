@@ -22,23 +22,19 @@ from typing import Any
 import redis as redis_py
 
 from bench._common import (
-    SUT_CPU,
     Result,
     VerdictWriter,
     fast_responder,
     flood,
+    measured_proxy,
     median,
+    paced_publish,
     redis_commands,
-    run_sipp,
 )
 from breaker.lab._procs import (
     LOOPBACK,
-    PROXY_CFG,
-    Define,
     Kamailio,
     Redis,
-    free_port,
-    proxy_defines,
     quoted,
     wait_until,
 )
@@ -70,22 +66,15 @@ def _dslist(workdir: Path, responder_port: int, names: list[str]) -> Path:
 def _pool_proxy(
     workdir: Path, responder_port: int, redis_port: int, dslist: Path | None, poll_ms: int
 ) -> Kamailio:
-    port = free_port()
-    extra: dict[str, Define] = {"CHILDREN": 2, "DEBUG_LEVEL": 1}
     if dslist is None:
-        extra["WITHOUT_BREAKER"] = True
-    else:
-        extra.update(
-            WITH_PRESENCE_POOL=True, PRESENCE_DSLIST=quoted(str(dslist)), BREAKER_POLL_MS=poll_ms
-        )
-    return Kamailio(
-        PROXY_CFG,
-        workdir / f"proxy-{port}",
-        port,
-        proxy_defines(port, responder_port, redis_port, **extra),
-        name="proxy",
-        extra_args=["-m", "1024"],
-        wrapper=SUT_CPU,
+        return measured_proxy(workdir, responder_port, redis_port, WITHOUT_BREAKER=True)
+    return measured_proxy(
+        workdir,
+        responder_port,
+        redis_port,
+        WITH_PRESENCE_POOL=True,
+        PRESENCE_DSLIST=quoted(str(dslist)),
+        BREAKER_POLL_MS=poll_ms,
     )
 
 
@@ -121,17 +110,7 @@ def _redis_load(quick: bool, workdir: Path) -> list[dict[str, Any]]:
                     _wait_members(proxy, dict.fromkeys(names, "closed"))
                     for rate in RATES:
                         client.config_resetstat()
-                        t0 = time.monotonic()
-                        sipp = run_sipp(
-                            "publish",
-                            proxy.port,
-                            calls=rate * seconds,
-                            rate=rate,
-                            limit=max(100, rate // 5),
-                            workdir=workdir,
-                            timeout=seconds + 30,
-                        )
-                        elapsed = time.monotonic() - t0
+                        sipp, elapsed = paced_publish(proxy.port, rate, seconds, workdir)
                         sent, calls = redis_commands(client, SENT, NOT_KAMAILIO)
                         rows.append(
                             {
