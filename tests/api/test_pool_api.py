@@ -115,3 +115,26 @@ async def test_one_member_down_keeps_the_pool_closed_two_down_halves_it_all_down
         assert {e["actor"] for e in history["events"]} == {"pool"}
     finally:
         await client.aclose()
+
+
+async def test_a_newer_pool_epoch_left_in_redis_is_overtaken_not_rolled_back(
+    redis_server: RedisServer, probes: ScriptedProbes
+) -> None:
+    """The pool epoch is derived (sum of members'); a restarted sidecar must still move it up."""
+    client = aioredis.Redis(port=redis_server.port, decode_responses=True)
+    await client.hset("breaker:{presence}", mapping={"state": "open", "epoch": "1000"})
+    svc = Service(pool_settings(redis_server.url), probe_factory=probes)
+    await svc.start()
+    try:
+        stored: dict[str, str] = {}
+        for _ in range(100):
+            stored = await client.hgetall("breaker:{presence}")
+            if stored.get("state") == "closed":
+                break
+            await asyncio.sleep(0.05)
+        assert stored.get("state") == "closed", f"expected the pool rewritten closed: {stored}"
+        assert int(stored["epoch"]) > 1000, f"expected an epoch above 1000, got {stored['epoch']}"
+        assert svc.verdict_of("presence").epoch == int(stored["epoch"])
+    finally:
+        await svc.stop()
+        await client.aclose()
