@@ -6,10 +6,12 @@ Three counting stand-ins as members, the verdict hashes written by hand (no side
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.kamailio.conftest import StartProxy
 from tests.kamailio.harness import BreakerHash, Kamailio, Responder, quoted
@@ -140,3 +142,42 @@ def test_request_for_one_member_follows_that_members_verdict(
     assert ok.code == 200 and before == 1, f"closed: expected 200 from the member, got {ok.code}"
     assert held.code == 503 and held.header("Retry-After"), f"open: expected 503, got {held.code}"
     assert b.count("MESSAGE") == before, "forwarded to an open member"
+
+
+def test_redis_commands_from_the_pool_poller_do_not_grow_with_sip_traffic(
+    start_proxy: StartProxy,
+    redis_server: RedisServer,
+    members: dict[str, Responder],
+    tmp_path: Path,
+) -> None:
+    """One EVAL per poll, idle or busy (the full measurement is `python -m bench --only pool`)."""
+    hashes_for(redis_server)
+    proxy = pool_proxy(start_proxy, tmp_path, members, "closed")
+    for name in MEMBERS:
+        wait_member(proxy, name, state="closed", source="redis")
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+
+    def evals_during(seconds: float, traffic: bool) -> float:
+        client.config_resetstat()
+        started = time.monotonic()
+        sent = 0
+        with SipClient(proxy.address) as sip:
+            while time.monotonic() - started < seconds:
+                if traffic:  # answers are not the point here: only that traffic flows
+                    sip.send_all([sip.mwi_publish(f"{700000 + sent + i}") for i in range(50)], 1)
+                    sent += 50
+                else:
+                    time.sleep(0.05)
+        elapsed = time.monotonic() - started
+        stats = client.info("commandstats")
+        return int(stats.get("cmdstat_eval", {}).get("calls", 0)) / elapsed
+
+    idle = evals_during(1.5, False)
+    forwarded = sum(r.count("PUBLISH") for r in members.values())
+    busy = evals_during(1.5, True)
+    forwarded = sum(r.count("PUBLISH") for r in members.values()) - forwarded
+    client.close()
+    assert forwarded >= 300, f"busy window: expected traffic to the members, saw {forwarded}"
+    assert 5 <= idle <= 11 and 5 <= busy <= 11, (
+        f"expected about one EVAL per 100 ms poll, idle and busy alike: {idle:.1f}/s, {busy:.1f}/s"
+    )
