@@ -161,13 +161,16 @@ class Service:
 
     # ------------------------------------------------------------ pools
 
+    def _member_verdicts(self, pool: PoolConfig, now: float) -> tuple[Verdict, ...]:
+        return tuple(
+            core.verdict(self.runtimes[m].breaker, self.runtimes[m].policy, now)
+            for m in pool.members
+        )
+
     def _pool_verdict(
         self, pool: PoolConfig, previous: Verdict | None, epoch_base: int, now: float
     ) -> Verdict:
-        members = [
-            core.verdict(self.runtimes[m].breaker, self.runtimes[m].policy, now)
-            for m in pool.members
-        ]
+        members = self._member_verdicts(pool, now)
         return core.pool_verdict(pool.name, members, pool.healthy_needed, now, previous, epoch_base)
 
     def _publish_pools(self, member: str) -> None:
@@ -186,15 +189,10 @@ class Service:
 
     def pool_status(self, name: str) -> PoolStatus:
         prt = self.pools[name]
-        now = self.clock()
-        members = tuple(
-            core.verdict(self.runtimes[m].breaker, self.runtimes[m].policy, now)
-            for m in prt.cfg.members
-        )
         return PoolStatus(
             verdict=prt.verdict,
             cfg=prt.cfg,
-            members=members,
+            members=self._member_verdicts(prt.cfg, self.clock()),
             detection_bound=max(self.runtimes[m].cfg.detection_bound for m in prt.cfg.members),
         )
 
