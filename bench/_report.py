@@ -99,7 +99,29 @@ def _pool(data: dict[str, Any]) -> list[str]:
         [v["variant"], v["answered_per_s"], v["proxy_cpu_us_per_publish"], v["cpu_capacity_ratio"]]
         for v in data["hot_path"]
     ]
+    f = data["failover"]
+    answered = f["frozen_subscribers_answered_200_after_detection"]
+    share = f["share_answered_200_after_detection"]
+    failover = [
+        ["subscribers, spread over the three members", f"{f['subscribers']}: {f['spread']}"],
+        [
+            "lock-up → first failed-over 200",
+            f"{f['lockup_to_first_failed_over_200_s']} s (bound {f['bound_s']} s)",
+        ],
+        [
+            "frozen member's subscribers answered 200 after detection",
+            f"{answered}/{f['frozen_member_subscribers']} ({share:.0%})",
+        ],
+        ["local 503 after detection (all subscribers)", f["local_503_after_detection"]],
+        [
+            "recovery: home again / moved more than once",
+            f"{f['home_again']} / {f['moved_more_than_once']} "
+            f"(ramp {f['slow_start_s']} s, {f['recovery_rounds']} rounds)",
+        ],
+    ]
     return [
+        *_table(["one member of three frozen (SIGSTOP), then thawed", "measured"], failover),
+        "",
         f"BREAKER_POLL_MS={data['poll_ms']}; highest/lowest rate by member count: "
         + ", ".join(f"{k} members x{v}" for k, v in data["high_to_low_ratio_by_members"].items())
         + ".",

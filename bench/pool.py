@@ -1,4 +1,14 @@
-"""Presence pool (WITH_PRESENCE_POOL): Redis load per member count, and the pool route's hot path.
+"""Presence pool (WITH_PRESENCE_POOL): failover, Redis load per member count, hot path.
+
+Failover: three real presence servers (presence-server.cfg, each naming itself in
+its Server header), the sidecar (one breaker per member, interval 0.5 s, timeout
+0.25 s, as breaker.example.toml, plus the pool), Redis and the proxy at its default
+poll interval. 1,000 MWI subscribers publish once with all closed (their home);
+one member is frozen (SIGSTOP); one of its subscribers publishes every 50 ms until
+another member answers 200 (lock-up -> first failed-over 200); once the proxy has
+seen the member open, all 1,000 publish again (its subscribers answered 200 by the
+others, local 503s); then it is thawed and its subscribers publish every 0.5 s
+until all are home again (how many moved more than once).
 
 Redis load: one proxy whose dispatcher.list holds 3, then 30 members (every member
 a distinct URI on one fast stand-in), all closed, at the default poll interval
@@ -15,6 +25,10 @@ PUBLISH is the figure; the ratio is against the baseline of the same run.
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -33,11 +47,17 @@ from bench._common import (
 )
 from breaker.lab._procs import (
     LOOPBACK,
+    PRESENCE_CFG,
     Kamailio,
     Redis,
+    Sidecar,
+    create_presence_db,
+    free_port,
     quoted,
+    sidecar_toml,
     wait_until,
 )
+from breaker.lab._sip import SipUac, publish_mwi
 
 MEMBER_COUNTS = (3, 30)
 RATES = (10, 2000)
@@ -93,7 +113,7 @@ def _wait_members(proxy: Kamailio, expected: dict[str, str], timeout: float = 10
 
 
 def _redis_load(quick: bool, workdir: Path) -> list[dict[str, Any]]:
-    seconds = 3 if quick else 10
+    seconds = 2 if quick else 10
     rows: list[dict[str, Any]] = []
     redis = Redis(workdir / "redis-load").start()
     client = redis_py.Redis(host=LOOPBACK, port=redis.port, decode_responses=True)
@@ -188,6 +208,160 @@ def _hot_path(quick: bool, workdir: Path) -> list[dict[str, Any]]:
     return out
 
 
+FAILOVER_MEMBERS = ("presence-a", "presence-b", "presence-c")
+SUBSCRIBERS = 1000  # 300 in quick mode
+
+
+async def _publish_round(port: int, users: list[str]) -> dict[str, tuple[int | None, str]]:
+    """One MWI PUBLISH per user through the proxy: user -> (final status, Server header)."""
+    uac = await SipUac.open((LOOPBACK, port))
+    gate = asyncio.Semaphore(100)
+
+    async def one(user: str) -> tuple[str, tuple[int | None, str]]:
+        async with gate:
+            outcome = await publish_mwi(uac, user, "pool.test")
+        server = outcome.response.get("server") if outcome.response is not None else None
+        return user, (outcome.status, server or "")
+
+    try:
+        return dict(await asyncio.gather(*(one(u) for u in users)))
+    finally:
+        uac.close()
+
+
+async def _first_failover(port: int, user: str, every: float = 0.05, limit: float = 20.0) -> float:
+    """PUBLISH for `user` every `every` s (not waiting for answers, as a phone would not):
+    time.monotonic() of the first 200 from a member other than its frozen home."""
+    uac = await SipUac.open((LOOPBACK, port))
+    done = asyncio.Event()
+    found: list[float] = []
+
+    async def one() -> None:
+        outcome = await publish_mwi(uac, user, "pool.test")
+        server = outcome.response.get("server") if outcome.response is not None else None
+        if outcome.status == 200 and server in FAILOVER_MEMBERS and server != "presence-b":
+            found.append(time.monotonic())
+            done.set()
+
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        async with asyncio.timeout(limit):
+            while not done.is_set():
+                tasks.append(asyncio.create_task(one()))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(every):
+                        await done.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        uac.close()
+    return min(found)
+
+
+def _served(answer: tuple[int | None, str]) -> str:
+    status, server = answer
+    if status != 200:
+        return f"{status}"
+    return server if server in FAILOVER_MEMBERS else "proxy"
+
+
+def _failover(quick: bool, workdir: Path) -> dict[str, Any]:
+    slow_start = 2.0 if quick else 10.0
+    users = [f"{100000 + i * 7919}" for i in range(300 if quick else SUBSCRIBERS)]
+    redis = Redis(workdir / "redis-failover").start()
+    servers: dict[str, Kamailio] = {}
+    sidecar: Sidecar | None = None
+    proxy: Kamailio | None = None
+    try:
+        for name in FAILOVER_MEMBERS:
+            port = free_port()
+            rundir = (workdir / name).resolve()
+            db = create_presence_db(rundir / "presence.sqlite")
+            defines: dict[str, Any] = {
+                "LISTEN": f"udp:{LOOPBACK}:{port}",
+                "DB_URL": quoted(f"sqlite:///{db}"),
+                "CHILDREN": 2,
+                "SERVER_HEADER": quoted(f"Server: {name}"),
+            }
+            servers[name] = Kamailio(
+                PRESENCE_CFG, rundir, port, defines, name="presence", extra_args=["-m", "128"]
+            ).start()
+        breakers = [
+            {"name": name, "target": f"sip:{LOOPBACK}:{server.port};transport=udp",
+             "interval": 0.5, "timeout": 0.25, "fall": 3, "rise": 2, "slow_start": slow_start}
+            for name, server in servers.items()
+        ]  # fmt: skip
+        api_port = free_port()
+        toml = sidecar_toml(redis_url=redis.url, api_port=api_port, breakers=breakers)
+        members = ", ".join(f'"{m}"' for m in FAILOVER_MEMBERS)
+        toml += f'\n[[pools]]\nname = "presence"\nmembers = [{members}]\n'
+        sidecar = Sidecar(workdir / "sidecar", toml, api_port).start()
+        dslist = workdir / "dispatcher-failover.list"
+        dslist.write_text(
+            "".join(f"1 sip:{LOOPBACK}:{s.port} 0 0 breaker={n}\n" for n, s in servers.items())
+        )
+        proxy = measured_proxy(
+            workdir, 1, redis.port, WITH_PRESENCE_POOL=True, PRESENCE_DSLIST=quoted(str(dslist))
+        ).start()
+        _wait_members(proxy, dict.fromkeys(FAILOVER_MEMBERS, "closed"))
+        home = {u: _served(a) for u, a in asyncio.run(_publish_round(proxy.port, users)).items()}
+        spread = collections.Counter(home.values())
+        theirs = [u for u, h in home.items() if h == "presence-b"]
+
+        frozen = servers["presence-b"]
+        assert frozen.child is not None
+        frozen.child.freeze()
+        locked_at = time.monotonic()
+
+        first_failover = asyncio.run(_first_failover(proxy.port, theirs[0])) - locked_at
+        _wait_members(proxy, {"presence-b": "open"})
+        after = asyncio.run(_publish_round(proxy.port, users))
+        outcomes = collections.Counter(_served(after[u]) for u in theirs)
+        others_ok = sum(n for s, n in outcomes.items() if s in FAILOVER_MEMBERS)
+        local_503 = sum(1 for a in after.values() if a[0] == 503)
+
+        frozen.child.thaw()
+        where: dict[str, list[str]] = {u: [] for u in theirs}
+        rounds = 0
+        deadline = time.monotonic() + slow_start + 30
+        while time.monotonic() < deadline:
+            round_at = time.monotonic()
+            answers = asyncio.run(_publish_round(proxy.port, theirs))
+            rounds += 1
+            for u, a in answers.items():
+                if a[0] == 200:
+                    where[u].append(_served(a))
+            if all(_served(a) == "presence-b" for a in answers.values()):
+                break
+            time.sleep(max(0.0, round_at + 0.5 - time.monotonic()))
+        moves = [sum(1 for x, y in itertools.pairwise(seq) if x != y) for seq in where.values()]
+        home_again = sum(1 for seq in where.values() if seq and seq[-1] == "presence-b")
+        return {
+            "subscribers": len(users),
+            "spread": dict(sorted(spread.items())),
+            "frozen_member_subscribers": len(theirs),
+            "lockup_to_first_failed_over_200_s": round(first_failover, 2),
+            "bound_s": round(3 * 0.5 + 0.25 + 0.3, 2),  # fall x interval + timeout + poll
+            "frozen_subscribers_answered_200_after_detection": others_ok,
+            "frozen_subscribers_outcomes": dict(outcomes),
+            "share_answered_200_after_detection": round(others_ok / len(theirs), 4),
+            "local_503_after_detection": local_503,
+            "recovery_rounds": rounds,
+            "home_again": home_again,
+            "moved_more_than_once": sum(1 for m in moves if m > 1),
+            "slow_start_s": slow_start,
+        }
+    finally:
+        for server in servers.values():
+            server.stop()
+        if proxy is not None:
+            proxy.stop()
+        if sidecar is not None:
+            sidecar.stop()
+        redis.stop()
+
+
 def run(quick: bool, workdir: Path) -> Result:
     result = Result(
         "pool",
@@ -197,6 +371,7 @@ def run(quick: bool, workdir: Path) -> Result:
         quick,
     )
     started = time.monotonic()
+    failover = _failover(quick, workdir)
     load = _redis_load(quick, workdir)
     hot = _hot_path(quick, workdir)
     flat: dict[int, float] = {}
@@ -207,6 +382,7 @@ def run(quick: bool, workdir: Path) -> Result:
     pool_ratio = float(hot[1]["cpu_capacity_ratio"] or 0)
     failed_over_ratio = float(hot[2]["cpu_capacity_ratio"] or 0)
     result.data = {
+        "failover": failover,
         "poll_ms": 300,
         "redis_load": load,
         "high_to_low_ratio_by_members": flat,
@@ -221,7 +397,11 @@ def run(quick: bool, workdir: Path) -> Result:
             for r in load
         )
         + f". Pool route CPU capacity {pool_ratio:.2f}x (1 of 3 open: {failed_over_ratio:.2f}x) "
-        "the proxy without the breaker"
+        "the proxy without the breaker. One member of three frozen: "
+        f"{failover['share_answered_200_after_detection']:.0%} of its subscribers answered 200 "
+        f"by the others after detection, {failover['local_503_after_detection']} local 503, "
+        f"first failed-over 200 {failover['lockup_to_first_failed_over_200_s']} s after the "
+        f"lock-up; recovery: {failover['moved_more_than_once']} moved more than once"
     )
     result.notes.append(
         "expected: one EVAL per poll (3.3/s at 300 ms) whatever the SIP rate and member count; "

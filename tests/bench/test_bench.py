@@ -77,6 +77,7 @@ def test_quick_bench_measures_ratios_against_a_same_run_baseline(quick_bench: Pa
         (3, 10), (3, 2000), (30, 10), (30, 2000)
     ]  # fmt: skip
     assert pool["hot_path"][0]["cpu_capacity_ratio"] == 1.0
+    assert pool["failover"]["frozen_member_subscribers"] > 0
 
 
 @pytest.mark.timeout(200)
