@@ -365,7 +365,7 @@ def _failover(quick: bool, workdir: Path) -> dict[str, Any]:
 def run(quick: bool, workdir: Path) -> Result:
     result = Result(
         "pool",
-        "Presence pool: Redis load per member count, and the pool route's hot path",
+        "Presence pool: failover, Redis load per member count, the pool route's hot path",
         f"Redis commands/s flat in the SIP rate with 3 and 30 members (within {FLAT}x); "
         "the pool route's CPU cost is reported, not judged",
         quick,
