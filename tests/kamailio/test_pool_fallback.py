@@ -57,6 +57,21 @@ def hashes_for(redis_server: RedisServer, **states: str) -> dict[str, BreakerHas
     return hashes
 
 
+def ready_pool(
+    start_proxy: StartProxy,
+    tmp_path: Path,
+    members: dict[str, Responder],
+    redis_server: RedisServer,
+    fail_mode: str,
+) -> tuple[Kamailio, dict[str, BreakerHash]]:
+    """Every member closed in Redis, the proxy started and reading all of them."""
+    hashes = hashes_for(redis_server)
+    proxy = pool_proxy(start_proxy, tmp_path, members, fail_mode)
+    for name in MEMBERS:
+        wait_member(proxy, name, state="closed", source="redis")
+    return proxy, hashes
+
+
 def publish(proxy: Kamailio, n: int = 300) -> collections.Counter[int]:
     with SipClient(proxy.address) as client:
         got = client.send_all([client.mwi_publish(f"{500000 + i}") for i in range(n)], timeout=10)
@@ -70,10 +85,7 @@ def test_missing_member_hash_in_fail_mode_open_fails_its_subscribers_over(
     members: dict[str, Responder],
     tmp_path: Path,
 ) -> None:
-    hashes = hashes_for(redis_server)
-    proxy = pool_proxy(start_proxy, tmp_path, members, "open")
-    for name in MEMBERS:
-        wait_member(proxy, name, state="closed", source="redis")
+    proxy, hashes = ready_pool(start_proxy, tmp_path, members, redis_server, "open")
     assert publish(proxy) == {200: 300}
     assert members["presence-b"].count("PUBLISH") > 0, "presence-b should be home to some"
 
@@ -109,10 +121,7 @@ def test_redis_gone_in_fail_mode_open_answers_503_locally(
     members: dict[str, Responder],
     tmp_path: Path,
 ) -> None:
-    hashes_for(redis_server)
-    proxy = pool_proxy(start_proxy, tmp_path, members, "open")
-    for name in MEMBERS:
-        wait_member(proxy, name, state="closed", source="redis")
+    proxy, _ = ready_pool(start_proxy, tmp_path, members, redis_server, "open")
     redis_server.stop()
     for name in MEMBERS:
         wait_member(proxy, name, state="open", source="fallback", cause="unreachable")
@@ -129,9 +138,7 @@ def test_request_for_one_member_follows_that_members_verdict(
     tmp_path: Path,
 ) -> None:
     """A MESSAGE whose R-URI is a member's address goes there, or 503 while it is open."""
-    hashes = hashes_for(redis_server)
-    proxy = pool_proxy(start_proxy, tmp_path, members, "closed")
-    wait_member(proxy, "presence-b", state="closed", source="redis")
+    proxy, hashes = ready_pool(start_proxy, tmp_path, members, redis_server, "closed")
     b = members["presence-b"]
     with SipClient(proxy.address) as client:
         ok = client.transact(client.message(f"sip:127.0.0.1:{b.port}"))
@@ -151,10 +158,7 @@ def test_redis_commands_from_the_pool_poller_do_not_grow_with_sip_traffic(
     tmp_path: Path,
 ) -> None:
     """One EVAL per poll, idle or busy (the full measurement is `python -m bench --only pool`)."""
-    hashes_for(redis_server)
-    proxy = pool_proxy(start_proxy, tmp_path, members, "closed")
-    for name in MEMBERS:
-        wait_member(proxy, name, state="closed", source="redis")
+    proxy, _ = ready_pool(start_proxy, tmp_path, members, redis_server, "closed")
     client = redis.Redis(port=redis_server.port, decode_responses=True)
 
     def evals_during(seconds: float, traffic: bool) -> float:
