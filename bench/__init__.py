@@ -15,4 +15,5 @@ BENCHMARKS = (
     "fleet",
     "failover",
     "slow_clients",
+    "pool",
 )

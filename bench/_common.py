@@ -14,10 +14,13 @@ from typing import Any
 
 from lab._procs import (
     LOOPBACK,
+    PROXY_CFG,
     Define,
     Kamailio,
     SippRun,
     free_port,
+    group_cpu_seconds,
+    proxy_defines,
 )
 from lab._procs import run_sipp as lab_run_sipp
 from lab._report import machine
@@ -111,6 +114,67 @@ def run_sipp(
         timeout=timeout,
         wrapper=LOAD_CPU,
     )
+
+
+def flood(proxy: Kamailio, scenario: str, calls: int, workdir: Path) -> tuple[float, float]:
+    """As many PUBLISH as answers allow (100 in flight): (answered/s, proxy CPU µs per PUBLISH)."""
+    cpu0 = group_cpu_seconds(proxy.pid)
+    run = run_sipp(
+        scenario, proxy.port, calls=calls, rate=100_000, limit=100, workdir=workdir, timeout=120
+    )
+    cpu = group_cpu_seconds(proxy.pid) - cpu0
+    if run.successful < calls * 0.99:
+        raise RuntimeError(f"{scenario}: only {run.successful}/{calls} answered as expected")
+    return run.rate, cpu / run.successful * 1e6
+
+
+def measured_proxy(
+    workdir: Path, responder_port: int, redis_port: int, **extra: Define
+) -> Kamailio:
+    """The shipped proxy (2 workers, quiet log) on the system-under-test core.
+
+    tm keeps each finished transaction 5 s and Debian's build (memory debugging) makes
+    one ~15 kB: a flood needs a larger shm than the 64 MB default.
+    """
+    port = free_port()
+    defines: dict[str, Define] = {"CHILDREN": 2, "DEBUG_LEVEL": 1, **extra}
+    return Kamailio(
+        PROXY_CFG,
+        workdir / f"proxy-{port}",
+        port,
+        proxy_defines(port, responder_port, redis_port, **defines),
+        name="proxy",
+        extra_args=["-m", "1024"],
+        wrapper=SUT_CPU,
+    )
+
+
+def paced_publish(port: int, rate: int, seconds: float, workdir: Path) -> tuple[SippRun, float]:
+    """PUBLISH at `rate` for `seconds` to the proxy on `port`: (the sipp run, wall seconds)."""
+    started = time.monotonic()
+    sipp = run_sipp(
+        "publish",
+        port,
+        calls=int(rate * seconds),
+        rate=rate,
+        limit=max(100, rate // 5),
+        workdir=workdir,
+        timeout=seconds + 30,
+    )
+    return sipp, time.monotonic() - started
+
+
+def redis_commands(
+    client: Any, sent_names: Sequence[str], not_kamailio: Sequence[str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """From `INFO commandstats` since the last reset: (sent by Kamailio, all executed)."""
+    stats = client.info("commandstats")
+    calls = {
+        k.removeprefix("cmdstat_"): int(v["calls"])
+        for k, v in stats.items()
+        if not k.removeprefix("cmdstat_").startswith(tuple(not_kamailio))
+    }
+    return {k: v for k, v in calls.items() if k in sent_names}, calls
 
 
 RESPONDER_CFG = """#!KAMAILIO

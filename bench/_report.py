@@ -84,6 +84,63 @@ def _redis_load(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def _pool(data: dict[str, Any]) -> list[str]:
+    load = [
+        [
+            r["members"],
+            r["sip_rate_target"],
+            r["sip_rate_achieved"],
+            r["commands_sent_per_s"],
+            r["commands_executed_per_s"],
+        ]
+        for r in data["redis_load"]
+    ]
+    hot = [
+        [v["variant"], v["answered_per_s"], v["proxy_cpu_us_per_publish"], v["cpu_capacity_ratio"]]
+        for v in data["hot_path"]
+    ]
+    f = data["failover"]
+    answered = f["frozen_subscribers_answered_200_after_detection"]
+    share = f["share_answered_200_after_detection"]
+    failover = [
+        ["subscribers, spread over the three members", f"{f['subscribers']}: {f['spread']}"],
+        [
+            "lock-up → first failed-over 200",
+            f"{f['lockup_to_first_failed_over_200_s']} s (bound {f['bound_s']} s)",
+        ],
+        [
+            "frozen member's subscribers answered 200 after detection",
+            f"{answered}/{f['frozen_member_subscribers']} ({share:.0%})",
+        ],
+        ["local 503 after detection (all subscribers)", f["local_503_after_detection"]],
+        [
+            "recovery: home again / moved more than once",
+            f"{f['home_again']} / {f['moved_more_than_once']} "
+            f"(ramp {f['slow_start_s']} s, {f['recovery_rounds']} rounds)",
+        ],
+    ]
+    return [
+        *_table(["one member of three frozen (SIGSTOP), then thawed", "measured"], failover),
+        "",
+        f"BREAKER_POLL_MS={data['poll_ms']}; highest/lowest rate by member count: "
+        + ", ".join(f"{k} members x{v}" for k, v in data["high_to_low_ratio_by_members"].items())
+        + ".",
+        "",
+        *_table(
+            [
+                "members",
+                "SIP req/s (target)",
+                "achieved",
+                "commands/s sent",
+                "commands/s executed (incl. inside EVAL)",
+            ],
+            load,
+        ),
+        "",
+        *_table(["variant", "PUBLISH/s answered", "proxy CPU µs/PUBLISH", "capacity ratio"], hot),
+    ]
+
+
 def _api(data: dict[str, Any]) -> list[str]:
     wrk, fixed, redis = data["wrk_max_throughput"], data["fixed_rate"], data["redis_get_baseline"]
     rows = [
@@ -197,6 +254,7 @@ DETAILS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "probe_scale": _probe_scale,
     "detection": _detection,
     "failover": _failover,
+    "pool": _pool,
 }
 
 

@@ -18,22 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import (
-    SUT_CPU,
     Result,
     VerdictWriter,
     fast_responder,
+    flood,
+    measured_proxy,
     median,
-    run_sipp,
     wait_verdict,
 )
 from lab._procs import (
-    PROXY_CFG,
-    Define,
     Kamailio,
     Redis,
-    free_port,
-    group_cpu_seconds,
-    proxy_defines,
 )
 
 GOAL = 0.95
@@ -45,34 +40,9 @@ VARIANTS: tuple[tuple[str, str | None, str], ...] = (
 
 
 def _proxy(workdir: Path, responder_port: int, redis_port: int, breaker: bool) -> Kamailio:
-    port = free_port()
-    extra: dict[str, Define] = {"CHILDREN": 2, "DEBUG_LEVEL": 1}
     if breaker:
-        extra["BREAKER_POLL_MS"] = 100
-    else:
-        extra["WITHOUT_BREAKER"] = True
-    # tm keeps each finished transaction 5 s and Debian's build (memory debugging) makes
-    # one ~15 kB: a flood needs a larger shm than the 64 MB default
-    return Kamailio(
-        PROXY_CFG,
-        workdir / f"proxy-{port}",
-        port,
-        proxy_defines(port, responder_port, redis_port, **extra),
-        name="proxy",
-        extra_args=["-m", "1024"],
-        wrapper=SUT_CPU,
-    )
-
-
-def _flood(proxy: Kamailio, scenario: str, calls: int, workdir: Path) -> tuple[float, float]:
-    cpu0 = group_cpu_seconds(proxy.pid)
-    run = run_sipp(
-        scenario, proxy.port, calls=calls, rate=100_000, limit=100, workdir=workdir, timeout=120
-    )
-    cpu = group_cpu_seconds(proxy.pid) - cpu0
-    if run.successful < calls * 0.99:
-        raise RuntimeError(f"{scenario}: only {run.successful}/{calls} answered as expected")
-    return run.rate, cpu / run.successful * 1e6
+        return measured_proxy(workdir, responder_port, redis_port, BREAKER_POLL_MS=100)
+    return measured_proxy(workdir, responder_port, redis_port, WITHOUT_BREAKER=True)
 
 
 def run(quick: bool, workdir: Path) -> Result:
@@ -97,8 +67,8 @@ def run(quick: bool, workdir: Path) -> Result:
                         if state is not None:
                             epoch = writer.set(state)
                             wait_verdict(proxy, state, epoch)
-                        _flood(proxy, scenario, max(1000, calls // 10), workdir)  # warm-up
-                        measured[name].append(_flood(proxy, scenario, calls, workdir))
+                        flood(proxy, scenario, max(1000, calls // 10), workdir)  # warm-up
+                        measured[name].append(flood(proxy, scenario, calls, workdir))
                     finally:
                         proxy.stop()
     finally:

@@ -15,8 +15,16 @@ from pathlib import Path
 
 import redis as redis_py
 
-from bench._common import SUT_CPU, Result, VerdictWriter, fast_responder, run_sipp, wait_verdict
-from lab._procs import LOOPBACK, PROXY_CFG, Kamailio, Redis, free_port, proxy_defines
+from bench._common import (
+    Result,
+    VerdictWriter,
+    fast_responder,
+    measured_proxy,
+    paced_publish,
+    redis_commands,
+    wait_verdict,
+)
+from lab._procs import LOOPBACK, Redis
 
 RATES = (10, 1000, 5000)
 SENT = ("hmget", "eval", "evalsha", "select", "ping", "auth", "hello", "client")
@@ -39,39 +47,14 @@ def run(quick: bool, workdir: Path) -> Result:
     rows = []
     try:
         with fast_responder(workdir / "responder") as responder:
-            port = free_port()
-            proxy = Kamailio(
-                PROXY_CFG,
-                workdir / "proxy",
-                port,
-                proxy_defines(port, responder.port, redis.port, BREAKER_POLL_MS=300, DEBUG_LEVEL=1),
-                name="proxy",
-                extra_args=["-m", "1024"],
-                wrapper=SUT_CPU,
-            ).start()
+            proxy = measured_proxy(workdir, responder.port, redis.port, BREAKER_POLL_MS=300).start()
             try:
                 epoch = writer.set("closed")
                 wait_verdict(proxy, "closed", epoch)
                 for rate in RATES:
                     client.config_resetstat()
-                    t0 = time.monotonic()
-                    sipp = run_sipp(
-                        "publish",
-                        proxy.port,
-                        calls=rate * seconds,
-                        rate=rate,
-                        limit=max(100, rate // 5),
-                        workdir=workdir,
-                        timeout=seconds + 30,
-                    )
-                    elapsed = time.monotonic() - t0
-                    stats = client.info("commandstats")
-                    calls = {
-                        k.removeprefix("cmdstat_"): int(v["calls"])
-                        for k, v in stats.items()
-                        if not k.removeprefix("cmdstat_").startswith(NOT_KAMAILIO)
-                    }
-                    sent = {k: v for k, v in calls.items() if k in SENT}
+                    sipp, elapsed = paced_publish(proxy.port, rate, seconds, workdir)
+                    sent, calls = redis_commands(client, SENT, NOT_KAMAILIO)
                     rows.append(
                         {
                             "sip_rate_target": rate,

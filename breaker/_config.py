@@ -32,7 +32,7 @@ from pydantic_settings import (
 
 from breaker._errors import ConfigError
 from breaker._redis_url import parse_redis_url
-from breaker.core import Policy
+from breaker.core import Policy, default_min_healthy
 
 _POLICY = Policy()  # the one home of the policy defaults
 
@@ -213,6 +213,35 @@ class BreakerConfig(_Strict):
         return self.fall * self.interval + self.timeout
 
 
+class PoolConfig(_Strict):
+    """A pool of presence servers (a Kamailio dispatcher set): one breaker per member.
+
+    Its verdict is derived (breaker.core._pool): closed while at least `min_healthy`
+    members are closed (default: all but one), a share in between, open when no
+    member can take traffic. Published to Redis under its own name like a breaker.
+    """
+
+    name: str = Field(pattern=NAME_PATTERN)
+    members: tuple[str, ...] = Field(min_length=1)
+    min_healthy: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check_members(self) -> Self:
+        if len(set(self.members)) != len(self.members):
+            raise ValueError(f"pool {self.name!r} lists a member twice")
+        if self.min_healthy is not None and self.min_healthy > len(self.members):
+            raise ValueError(
+                f"min_healthy ({self.min_healthy}) exceeds the {len(self.members)} members"
+            )
+        return self
+
+    @property
+    def healthy_needed(self) -> int:
+        if self.min_healthy is not None:
+            return self.min_healthy
+        return default_min_healthy(len(self.members))
+
+
 class RedisConfig(_Strict):
     url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = Field("breaker:", pattern=r"^[A-Za-z0-9_.:-]*$")
@@ -285,6 +314,7 @@ class Settings(BaseSettings):
     logging: LoggingConfig = LoggingConfig()
     cluster: ClusterConfig | None = None  # present: this sidecar votes with others
     breakers: tuple[BreakerConfig, ...] = Field(default=(), min_length=1)
+    pools: tuple[PoolConfig, ...] = ()
 
     @field_validator("breakers")
     @classmethod
@@ -295,6 +325,30 @@ class Settings(BaseSettings):
                 raise ValueError(f"duplicate breaker name {breaker.name!r}")
             seen.add(breaker.name)
         return value
+
+    @model_validator(mode="after")
+    def _pools_name_breakers(self) -> Self:
+        if self.pools and self.cluster is not None:
+            raise ValueError(
+                "[[pools]] and [cluster] cannot be combined yet: a pool's derived verdict "
+                "has one writer; run pools on a single sidecar (docs/configuration.md)"
+            )
+        names = {b.name for b in self.breakers}
+        pools: set[str] = set()
+        for pool in self.pools:
+            if pool.name in names or pool.name in pools:
+                raise ValueError(f"pool name {pool.name!r} is already a breaker or pool name")
+            pools.add(pool.name)
+            unknown = [m for m in pool.members if m not in names]
+            if unknown:
+                raise ValueError(
+                    f"pool {pool.name!r}: unknown member {unknown[0]!r}; "
+                    f"members must be [[breakers]] names"
+                )
+        return self
+
+    def pool(self, name: str) -> PoolConfig | None:
+        return next((p for p in self.pools if p.name == name), None)
 
     @classmethod
     def settings_customise_sources(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from breaker import core
-from breaker._config import BreakerConfig, Settings
+from breaker._config import BreakerConfig, PoolConfig, Settings
 from breaker._errors import StoreUnavailable
 from breaker._logging import get_logger
 from breaker._metrics import Metrics
@@ -123,6 +123,24 @@ class BreakerStatus:
     passive_failing: bool
 
 
+@dataclass
+class PoolRuntime:
+    """A pool's derived verdict, recomputed whenever a member's verdict is published."""
+
+    cfg: PoolConfig
+    verdict: Verdict
+    epoch_base: int = 0  # raised when Redis holds a newer pool epoch (see _on_stale)
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    verdict: Verdict
+    cfg: PoolConfig
+    members: tuple[Verdict, ...]
+    detection_bound: float  # the slowest member's
+
+
 class Service:
     def __init__(
         self,
@@ -157,9 +175,20 @@ class Service:
             )
             for cfg in settings.breakers
         }
+        self.pools: dict[str, PoolRuntime] = {
+            pool.name: PoolRuntime(pool, self._pool_verdict(pool, None, 0, self.wall()))
+            for pool in settings.pools
+        }
+        self._pools_of: dict[str, list[PoolRuntime]] = {}
+        for prt in self.pools.values():
+            for member in prt.cfg.members:
+                self._pools_of.setdefault(member, []).append(prt)
+        ttls = {cfg.name: state_ttl(settings, cfg) for cfg in settings.breakers}
+        for pool in settings.pools:
+            ttls[pool.name] = min(ttls[m] for m in pool.members)
         self.publisher = Publisher(
             self.store,
-            {cfg.name: state_ttl(settings, cfg) for cfg in settings.breakers},
+            ttls,
             self.metrics,
             wall,
             on_stale=self._on_stale,
@@ -178,6 +207,52 @@ class Service:
         self.tasks: dict[str, TaskHealth] = {}
         self._restored = False
         self._bad_data: set[tuple[str, str]] = set()  # (breaker, what) already logged
+
+    # ------------------------------------------------------------ pools
+
+    def _member_verdicts(self, pool: PoolConfig) -> tuple[Verdict, ...]:
+        """As consumers see them: times in unix seconds, like the pool's own."""
+        return tuple(self._verdict(self.runtimes[m]) for m in pool.members)
+
+    def _pool_verdict(
+        self, pool: PoolConfig, previous: Verdict | None, epoch_base: int, now: float
+    ) -> Verdict:
+        members = self._member_verdicts(pool)
+        return core.pool_verdict(pool.name, members, pool.healthy_needed, now, previous, epoch_base)
+
+    def _publish_pools(self, member: str) -> None:
+        """Re-derive every pool holding `member`; publish like a breaker (the hash is refreshed)."""
+        now = self.wall()  # a pool's verdict is derived from published ones: unix seconds
+        for prt in self._pools_of.get(member, ()):
+            previous = prt.verdict
+            prt.verdict = self._pool_verdict(prt.cfg, previous, prt.epoch_base, now)
+            events = core.pool_events(previous, prt.verdict)
+            for event in events:
+                self._log_event_data(prt.recent, event)
+            if prt.verdict != previous:
+                v = prt.verdict
+                self.metrics.set_state(v.name, v.state, v.admit, False, v.epoch)
+            self.publisher.submit(prt.verdict, events)
+
+    def pool_status(self, name: str) -> PoolStatus:
+        prt = self.pools[name]
+        return PoolStatus(
+            verdict=prt.verdict,
+            cfg=prt.cfg,
+            members=self._member_verdicts(prt.cfg),
+            detection_bound=max(self.runtimes[m].cfg.detection_bound for m in prt.cfg.members),
+        )
+
+    def verdict_of(self, name: str) -> Verdict:
+        """A breaker's or a pool's current verdict."""
+        if name in self.pools:
+            return self.pools[name].verdict
+        return self.status(name).verdict
+
+    def pool_of(self, member: str) -> str | None:
+        """The first pool that lists this breaker as a member."""
+        pools = self._pools_of.get(member)
+        return pools[0].cfg.name if pools else None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -283,6 +358,8 @@ class Service:
 
     def recent_events(self, name: str) -> list[dict[str, Any]]:
         """Newest first, from memory: what the API serves while Redis is away."""
+        if name in self.pools:
+            return list(reversed(self.pools[name].recent))
         return list(reversed(self.runtimes[name].recent))
 
     # ------------------------------------------------------------ operating
@@ -480,15 +557,26 @@ class Service:
             self.metrics.set_state(v.name, v.state, v.admit, v.force is not None, v.epoch)
             rt.last_verdict = v
         self.publisher.submit(v, events)
+        if rt.cfg.name in self._pools_of:
+            self._publish_pools(rt.cfg.name)
 
     def _log_event(self, rt: Runtime, event: Event) -> None:
+        self._log_event_data(rt.recent, event)
+
+    def _log_event_data(self, recent: deque[dict[str, Any]], event: Event) -> None:
         data = event_dict(event)
-        rt.recent.append(data)
+        recent.append(data)
         self.metrics.transitions.labels(event.name, event.kind, event.state.value).inc()
         extra = {k: v for k, v in data.items() if k not in ("event", "name", "contract")}
         log.info(f"breaker.{event.kind}", extra={"breaker": event.name, **extra})
 
     def _on_stale(self, name: str, stored_epoch: int) -> None:
+        if name in self.pools:  # a derived epoch: lift it above the stored one
+            prt = self.pools[name]
+            prt.epoch_base += stored_epoch - prt.verdict.epoch + 1
+            prt.verdict = self._pool_verdict(prt.cfg, prt.verdict, prt.epoch_base, self.wall())
+            self.publisher.submit(prt.verdict)
+            return
         rt = self.runtimes[name]
         self._apply(rt, core.resync(rt.breaker, rt.policy, stored_epoch, self.clock()))
 

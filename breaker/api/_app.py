@@ -27,7 +27,7 @@ from breaker._errors import StoreUnavailable
 from breaker.api._auth import Principal, TokenRegistry
 from breaker.api._gate import MAX_BODY, PRINCIPAL, Gate, Need
 from breaker.core import InvalidForce, State
-from breaker.service import BreakerStatus, Service
+from breaker.service import BreakerStatus, PoolStatus, Service
 
 # Paths that stay open whatever open_reads says: orchestrators and Prometheus poll them.
 ALWAYS_OPEN = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -89,6 +89,17 @@ class BreakerOut(BaseModel):
     passive_failing: bool
     target: str
     detection_bound: float
+    kind: Literal["breaker", "pool"] = "breaker"
+    pool: str | None = None  # a member: the pool it belongs to
+    members: list["MemberOut"] | None = None  # a pool: its members' verdicts
+    min_healthy: int | None = None  # a pool: closed while this many members are closed
+
+
+class MemberOut(BaseModel):
+    name: str
+    state: Literal["closed", "open", "half_open"]
+    admit: int
+    retry_after: int
 
 
 class BreakerList(BaseModel):
@@ -155,6 +166,7 @@ INVALID: Responses = {
     422: {"model": ValidationErrorOut, "description": "invalid parameter or body"}
 }
 UNPARSABLE: Responses = {400: _error("unparsable request")}
+IS_POOL: Responses = {409: _error("a pool's verdict is derived: force or release its members")}
 TOO_LARGE: Responses = {413: _error(f"body larger than {MAX_BODY} bytes")}
 
 
@@ -200,6 +212,33 @@ def breaker_out(status: BreakerStatus) -> BreakerOut:
     )
 
 
+def pool_out(status: PoolStatus) -> BreakerOut:
+    """A pool in the breaker shape: its derived verdict, no probe of its own."""
+    v = status.verdict
+    return BreakerOut(
+        name=v.name,
+        state=v.state.value,
+        admit=v.admit,
+        epoch=v.epoch,
+        since=v.since,
+        reason=v.reason,
+        retry_after=v.retry_after,
+        computed=v.computed.value,
+        forced=None,
+        last_probe=None,
+        counters=CountersOut(probes=0, probe_failures=0),
+        passive_failing=False,
+        target="",
+        detection_bound=status.detection_bound,
+        kind="pool",
+        members=[
+            MemberOut(name=m.name, state=m.state.value, admit=m.admit, retry_after=m.retry_after)
+            for m in status.members
+        ],
+        min_healthy=status.cfg.healthy_needed,
+    )
+
+
 # ---------------------------------------------------------------- app
 
 
@@ -227,11 +266,26 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
     async def known(
         name: Annotated[str, Path(max_length=63, pattern=NAME_PATTERN)],
     ) -> str:
-        if name not in service.runtimes:
+        if name not in service.runtimes and name not in service.pools:
+            known_names = [*service.names(), *sorted(service.pools)]
             raise HTTPException(
-                404, f"unknown breaker {name!r}; known: {', '.join(service.names()) or 'none'}"
+                404, f"unknown breaker {name!r}; known: {', '.join(known_names) or 'none'}"
             )
         return name
+
+    def out(name: str) -> BreakerOut:
+        """A breaker (with its pool, if any) or a pool, in the breaker shape."""
+        if name in service.pools:
+            return pool_out(service.pool_status(name))
+        found = breaker_out(service.status(name))
+        found.pool = service.pool_of(name)
+        return found
+
+    def not_a_pool(name: str) -> None:
+        if name in service.pools:
+            raise HTTPException(
+                409, f"{name!r} is a pool: its verdict is derived; force or release its members"
+            )
 
     Operator = Annotated[Principal, Depends(operator)]
     Name = Annotated[str, Depends(known)]
@@ -266,7 +320,7 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
     )
     async def list_breakers() -> BreakerList:
         return BreakerList(
-            breakers=[breaker_out(service.status(n)) for n in service.names()],
+            breakers=[out(n) for n in [*service.names(), *sorted(service.pools)]],
             redis_up=service.redis_up,
         )
 
@@ -277,7 +331,7 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
         dependencies=read_deps,
     )
     async def get_breaker(name: Name) -> BreakerOut:
-        return breaker_out(service.status(name))
+        return out(name)
 
     @app.get(
         "/v1/breakers/{name}/allow",
@@ -301,7 +355,7 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
         name: Name, key: Annotated[str | None, Query(max_length=512)] = None
     ) -> Response:
         """For PBX hooks and scripts: 200 to send, 503 + Retry-After to hold back."""
-        v = service.status(name).verdict
+        v = service.verdict_of(name)
         ok = core.admitted(v.admit, key)
         body = {
             "allowed": ok,
@@ -319,7 +373,7 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
             media_type="application/json",
         )
 
-    write_errors: Responses = {**UNAUTHORIZED, **FORBIDDEN, **UNKNOWN, **INVALID}
+    write_errors: Responses = {**UNAUTHORIZED, **FORBIDDEN, **UNKNOWN, **IS_POOL, **INVALID}
 
     @app.put(
         "/v1/breakers/{name}/force",
@@ -328,6 +382,7 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
         dependencies=secured,
     )
     async def force(name: Name, body: ForceIn, who: Operator) -> BreakerOut:
+        not_a_pool(name)
         try:
             service.force(name, State(body.state), body.ttl, who.name, body.reason)
         except InvalidForce as exc:  # the policy's limits: answered like any invalid body
@@ -342,6 +397,7 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
         dependencies=secured,
     )
     async def release(name: Name, who: Operator) -> BreakerOut:
+        not_a_pool(name)
         service.release(name, who.name)
         return breaker_out(service.status(name))
 

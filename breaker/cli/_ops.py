@@ -151,12 +151,12 @@ def _render(overview: Overview, now: float) -> RenderableType:
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     for column in ("NAME", "STATE", "ADMIT", "SINCE", "REASON", "FORCED", "LAST PROBE"):
         table.add_column(column, overflow="fold")
-    for b in overview.breakers:
+    for b, indent in _grouped(overview.breakers):
         state = Text(b.state.value, style=STATE_STYLE[b.state])
         if b.forced is not None:
             state.append(" (forced)", style="dim")
         table.add_row(
-            b.name,
+            f"{indent}{b.name}" + (" (pool)" if b.kind == "pool" else ""),
             state,
             f"{b.admit}%",
             f"{_clock(b.since)} ({format_duration(now - b.since)} ago)",
@@ -173,6 +173,22 @@ def _render(overview: Overview, now: float) -> RenderableType:
             )
         )
     return Group(*parts)
+
+
+def _grouped(breakers: tuple[BreakerStatus, ...]) -> list[tuple[BreakerStatus, str]]:
+    """Pools first, each followed by its members (indented), then breakers in no pool."""
+    by_name = {b.name: b for b in breakers}
+    rows: list[tuple[BreakerStatus, str]] = []
+    shown: set[str] = set()
+    for pool in (b for b in breakers if b.kind == "pool"):
+        rows.append((pool, ""))
+        shown.add(pool.name)
+        for member in pool.members:
+            if member in by_name and member not in shown:
+                rows.append((by_name[member], "  "))
+                shown.add(member)
+    rows += [(b, "") for b in breakers if b.name not in shown]
+    return rows
 
 
 def _forced(b: BreakerStatus, now: float) -> str:

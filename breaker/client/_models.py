@@ -42,6 +42,9 @@ class BreakerStatus:
     forced: Forced | None
     last_probe: LastProbe | None
     target: str
+    kind: str = "breaker"  # or "pool": a verdict derived from its members
+    pool: str | None = None  # a member: the pool it belongs to
+    members: tuple[str, ...] = ()  # a pool: its members' names
 
     @property
     def closed(self) -> bool:
@@ -161,6 +164,9 @@ def _status(d: dict[str, Any]) -> BreakerStatus:
             else None
         ),
         target=str(d.get("target", "")),
+        kind=str(d.get("kind") or "breaker"),
+        pool=str(d["pool"]) if d.get("pool") else None,
+        members=tuple(str(m["name"]) for m in d.get("members") or ()),
     )
 
 

@@ -25,6 +25,7 @@ from breaker.core._machine import (
     tick,
     verdict,
 )
+from breaker.core._pool import default_min_healthy, pool_events, pool_verdict
 
 __all__ = [
     "Breaker",
@@ -38,6 +39,7 @@ __all__ = [
     "Verdict",
     "admit_percent",
     "admitted",
+    "default_min_healthy",
     "event_on_wall",
     "force",
     "force_shifted",
@@ -45,6 +47,8 @@ __all__ = [
     "next_change",
     "observe",
     "passive_failure",
+    "pool_events",
+    "pool_verdict",
     "release",
     "restore",
     "restore_force",

@@ -22,6 +22,7 @@ NAMES = (
     "fleet",
     "failover",
     "slow_clients",
+    "pool",
 )
 
 
@@ -81,6 +82,12 @@ def test_quick_bench_measures_ratios_against_a_same_run_baseline(quick_bench: Pa
     assert [r["targets"] for r in scale] == [1, 100, 1000]
     detection = _result(quick_bench, "detection")["data"]
     assert detection["freezes"] >= 1 and detection["open"]["p50_ratio"] > 0
+    pool = _result(quick_bench, "pool")["data"]
+    assert [(r["members"], r["sip_rate_target"]) for r in pool["redis_load"]] == [
+        (3, 10), (3, 2000), (30, 10), (30, 2000)
+    ]  # fmt: skip
+    assert pool["hot_path"][0]["cpu_capacity_ratio"] == 1.0
+    assert pool["failover"]["frozen_member_subscribers"] > 0
 
 
 @pytest.mark.timeout(230)

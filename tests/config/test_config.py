@@ -175,3 +175,37 @@ def test_policy_defaults_have_one_home() -> None:
     assert cfg.policy() == Policy(), f"config defaults drifted from Policy: {cfg.policy()}"
     for f in dataclasses.fields(Policy):
         assert f.name in BreakerConfig.model_fields, f"Policy.{f.name} has no config key"
+
+
+def test_pool_members_must_be_breakers(tmp_path: Path) -> None:
+    path = tmp_path / "pool.toml"
+    path.write_text(
+        '[[breakers]]\nname = "a"\ntarget = "sip:127.0.0.1:5071"\n'
+        '[[pools]]\nname = "presence"\nmembers = ["a", "nope"]\n'
+    )
+    with pytest.raises(ConfigError, match="unknown member 'nope'"):
+        load_settings(path)
+
+
+def test_pool_min_healthy_defaults_to_all_but_one(tmp_path: Path) -> None:
+    path = tmp_path / "pool.toml"
+    path.write_text(
+        "".join(
+            f'[[breakers]]\nname = "{n}"\ntarget = "sip:127.0.0.1:507{i}"\n'
+            for i, n in enumerate("abc")
+        )
+        + '[[pools]]\nname = "presence"\nmembers = ["a", "b", "c"]\n'
+    )
+    pool = load_settings(path).pool("presence")
+    assert pool is not None and pool.healthy_needed == 2
+
+
+def test_pools_with_cluster_are_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "pool.toml"
+    path.write_text(
+        '[cluster]\nobserver = "a"\n'
+        '[[breakers]]\nname = "a"\ntarget = "sip:127.0.0.1:5071"\n'
+        '[[pools]]\nname = "presence"\nmembers = ["a"]\n'
+    )
+    with pytest.raises(ConfigError, match=r"\[\[pools\]\] and \[cluster\] cannot be combined"):
+        load_settings(path)
