@@ -29,6 +29,7 @@ from pydantic_settings import (
 )
 
 from breaker._errors import ConfigError
+from breaker.core import detection_bound
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 DEFAULT_DEAD_CODES = (408, 500, 503, 504)
@@ -113,6 +114,7 @@ class BreakerConfig(_Strict):
     target: Target
     interval: Seconds = 1.0
     timeout: Seconds = 0.5
+    fast_interval: Seconds | None = None  # default: timeout (confirmation probes)
     slow: Seconds | None = None  # default: timeout / 2
     fall: int = Field(3, ge=1, le=100)
     rise: int = Field(2, ge=1, le=100)
@@ -148,6 +150,11 @@ class BreakerConfig(_Strict):
                 f"timeout ({self.timeout}s) must be shorter than interval ({self.interval}s): "
                 "probes must not overlap"
             )
+        if self.fast_interval is not None and self.fast_interval > self.interval:
+            raise ValueError(
+                f"fast_interval ({self.fast_interval}s) must not exceed interval "
+                f"({self.interval}s): it is the faster cadence used to confirm a failure"
+            )
         if self.slow is not None and self.slow > self.timeout:
             raise ValueError(f"slow ({self.slow}s) must not exceed timeout ({self.timeout}s)")
         return self
@@ -157,9 +164,15 @@ class BreakerConfig(_Strict):
         return self.slow if self.slow is not None else self.timeout / 2
 
     @property
+    def confirm_interval(self) -> float:
+        """`fast_interval`, by default `timeout`: the soonest a confirmation can follow
+        a failed probe without overlapping it."""
+        return self.fast_interval if self.fast_interval is not None else self.timeout
+
+    @property
     def detection_bound(self) -> float:
-        """Worst case from lock-up to open: `fall` probes, the last one timing out."""
-        return self.fall * self.interval + self.timeout
+        """Worst case from lock-up to open: one interval, `fall - 1` confirmations, a timeout."""
+        return detection_bound(self.interval, self.confirm_interval, self.timeout, self.fall)
 
 
 class RedisConfig(_Strict):

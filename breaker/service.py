@@ -45,6 +45,7 @@ def policy_for(cfg: BreakerConfig) -> Policy:
         reopen_backoff_max=cfg.reopen_backoff_max,
         jitter=cfg.jitter,
         force_max_ttl=cfg.force_max_ttl,
+        fast_interval=cfg.confirm_interval,
     )
 
 
@@ -206,10 +207,10 @@ class Service:
     # ------------------------------------------------------------ loops
 
     async def _probe_loop(self, rt: Runtime) -> None:
-        """Probe on a fixed cadence, staggered so many targets don't fire at once."""
+        """Probe on the core's schedule (`interval`, `fast_interval` while confirming a
+        failure), staggered so many targets don't fire at once."""
         loop = asyncio.get_running_loop()
-        interval = rt.cfg.interval
-        next_at = loop.time() + self.rand() * min(interval, 1.0) * 0.5
+        next_at = loop.time() + self.rand() * min(rt.cfg.interval, 1.0) * 0.5
         while True:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             result = await self._run_probe(rt)
@@ -219,10 +220,8 @@ class Service:
                 ok, reason = False, "passive"
             step = core.observe(rt.breaker, rt.policy, ok, reason, self.clock(), self.rand())
             self._apply(rt, step, always_publish=True)
-            next_at += interval
-            now = loop.time()
-            if next_at < now:  # fell behind (suspended host?): skip, don't burst
-                next_at = now + interval - (now - next_at) % interval
+            # from the slot, not the wake-up: the steady cadence stays exactly 1/interval
+            next_at = core.next_probe_at(next_at, loop.time(), rt.breaker, rt.policy)
 
     async def _run_probe(self, rt: Runtime) -> ProbeResult:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation

@@ -22,6 +22,7 @@ from breaker.core._machine import (
     tick,
     verdict,
 )
+from breaker.core._schedule import confirming, detection_bound, next_probe_at, probe_gap
 
 __all__ = [
     "Breaker",
@@ -34,11 +35,15 @@ __all__ = [
     "Verdict",
     "admit_percent",
     "admitted",
+    "confirming",
+    "detection_bound",
     "force",
     "new_breaker",
     "next_change",
+    "next_probe_at",
     "observe",
     "passive_failure",
+    "probe_gap",
     "release",
     "restore_force",
     "resync",
