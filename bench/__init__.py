@@ -6,4 +6,4 @@ bench/results/<name>.json; docs/benchmarks.md is generated from those files.
 Loopback only; every load is bounded in count and time.
 """
 
-BENCHMARKS = ("hot_path", "redis_load", "api", "probe_scale", "detection")
+BENCHMARKS = ("hot_path", "redis_load", "api", "probe_scale", "detection", "false_alarms")

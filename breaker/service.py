@@ -259,11 +259,19 @@ class Service:
                     self._apply(rt, step)
 
     async def _passive_loop(self, rt: Runtime) -> None:
-        """Proxies' own failure counts, read once per interval, as an extra failure signal."""
+        """Proxies' own failure counts as an extra failure signal.
+
+        Read several times per probe gap; a window is judged as soon as it holds
+        `passive_min_requests` (core.passive_window_closed), and a failing one counts
+        as a failed observation at once, so live traffic can open the breaker
+        between probes.
+        """
         ratio = rt.cfg.passive_failure_ratio
         assert ratio is not None
+        loop = asyncio.get_running_loop()
+        window_start = loop.time()
         while True:
-            await asyncio.sleep(rt.cfg.interval)
+            await asyncio.sleep(core.passive_read_period(rt.policy))
             try:
                 counts = await self.store.read_passive(rt.cfg.name)
             except StoreUnavailable:
@@ -272,14 +280,23 @@ class Service:
             if counts is None:
                 rt.passive_failing = False
                 continue
-            previous, rt.passive_seen = rt.passive_seen, counts
+            previous, now = rt.passive_seen, loop.time()
             if previous is None:
+                rt.passive_seen, window_start = counts, now
                 continue
             forwarded = max(0, counts[0] - previous[0])
             failed = max(0, counts[1] - previous[1])
+            if not core.passive_window_closed(
+                forwarded, now - window_start, rt.cfg.passive_min_requests, rt.cfg.interval
+            ):
+                continue
+            rt.passive_seen, window_start = counts, now
             rt.passive_failing = core.passive_failure(
                 forwarded, failed, ratio, rt.cfg.passive_min_requests
             )
+            if rt.passive_failing:
+                step = core.observe(rt.breaker, rt.policy, False, "passive", self.clock(), self.rand())
+                self._apply(rt, step, always_publish=True)
 
     # ------------------------------------------------------------ plumbing
 

@@ -22,7 +22,14 @@ from breaker.core._machine import (
     tick,
     verdict,
 )
-from breaker.core._schedule import confirming, detection_bound, next_probe_at, probe_gap
+from breaker.core._schedule import (
+    confirming,
+    detection_bound,
+    next_probe_at,
+    passive_read_period,
+    passive_window_closed,
+    probe_gap,
+)
 
 __all__ = [
     "Breaker",
@@ -43,6 +50,8 @@ __all__ = [
     "next_probe_at",
     "observe",
     "passive_failure",
+    "passive_read_period",
+    "passive_window_closed",
     "probe_gap",
     "release",
     "restore_force",

@@ -54,3 +54,15 @@ def detection_bound(interval: float, fast_interval: float, timeout: float, fall:
     fails `timeout` after it was sent.
     """
     return interval + (fall - 1) * max(fast_interval, timeout) + timeout
+
+
+def passive_read_period(policy: Policy) -> float:
+    """How often to read the proxies' passive counters: twice per confirmation gap, so a
+    failing window reaches the machine well before the next steady probe."""
+    return min(policy.interval, policy.fast_interval) / 2
+
+
+def passive_window_closed(forwarded: int, age: float, min_requests: int, interval: float) -> bool:
+    """A passive window is judged once it holds `min_requests` forwarded requests (enough
+    evidence), or after one `interval` whatever it holds (too little: not a failure)."""
+    return forwarded >= min_requests or age >= interval
