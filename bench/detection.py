@@ -61,6 +61,7 @@ GOAL = 1.1
 DEFAULT_INTERVAL, DEFAULT_TIMEOUT = 1.0, 0.5
 DEFAULT_BOUND = detection_bound(DEFAULT_INTERVAL, DEFAULT_TIMEOUT, DEFAULT_TIMEOUT, FALL)
 PEER_GOAL = 0.5
+TIMEOUT_FLOOR = 0.2
 # 3. live traffic
 LIVE_RATE = 100  # PUBLISH/s through the proxy
 PRESENCE_FR_MS = 500  # the proxy's BREAKER_PRESENCE_FR_MS
@@ -113,7 +114,7 @@ class _Events:
         """The computed state after the last transition seen (closed before any)."""
         last = "closed"
         for _, e in self.seen:
-            if e.get("name") == name and e.get("kind") == "transition":
+            if e.get("name") == name and e.get("event") == "transition":
                 last = str(e.get("to"))
         return last
 
@@ -292,7 +293,8 @@ def _bound(count: int, workdir: Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- 2. peer
 
-PEER_BREAKERS = ("presence", "naive")  # defaults; defaults with fast_interval = interval
+# the defaults; without the adaptive timeout; without that nor confirmation probes (naive)
+PEER_BREAKERS = ("presence", "fixed", "naive")
 
 
 def _ds_first(disp: Kamailio, kind: str, since: float) -> float | None:
@@ -366,7 +368,10 @@ def _peer(count: int, workdir: Path) -> dict[str, Any]:
             api_port=api_port,
             breakers=[
                 _breaker("presence", presence_port),
-                _breaker("naive", presence_port, fast_interval=DEFAULT_INTERVAL),
+                _breaker("fixed", presence_port, adaptive_timeout=False),
+                _breaker(
+                    "naive", presence_port, fast_interval=DEFAULT_INTERVAL, adaptive_timeout=False
+                ),
             ],
             level="warning",
         ),
@@ -409,6 +414,8 @@ def _peer(count: int, workdir: Path) -> dict[str, Any]:
             "timeout": DEFAULT_TIMEOUT,
             "fall": FALL,
             "fast_interval": DEFAULT_TIMEOUT,
+            "adaptive_timeout": True,
+            "timeout_floor": TIMEOUT_FLOOR,
             "bound_s": DEFAULT_BOUND,
         },
         "rows": rows,
@@ -578,12 +585,13 @@ def run(quick: bool, workdir: Path) -> Result:
     ratio = peer["median_ratio"]
     peer_met = complete and ratio is not None and ratio <= PEER_GOAL
     result.met = bound_met and peer_met and (quick or peer["freezes"] >= 20)
-    me, ds, naive = rows["presence"], rows["dispatcher"], rows["naive"]
+    me, ds = rows["presence"], rows["dispatcher"]
     lw, lo = live["rows"]["with_traffic"], live["rows"]["without_traffic"]
     result.summary = (
         f"peer ({peer['freezes']} freezes): sidecar p50/p95 {me.get('p50_s')}/{me.get('p95_s')} s, "
         f"dispatcher {ds.get('p50_s')}/{ds.get('p95_s')} s: median ratio {ratio} "
-        f"(without confirmation probes {naive.get('p50_ratio')}); "
+        f"(fixed timeout {rows['fixed'].get('p50_ratio')}, "
+        f"naive {rows['naive'].get('p50_ratio')}); "
         f"bound: open p95 {opened.get('p95_ratio')} x {OPEN_BOUND:g} s, first 503 p95 "
         f"{rejected.get('p95_ratio')} x {REJECT_BOUND:g} s; live {LIVE_RATE} PUBLISH/s: "
         f"open p50 {lw.get('p50_s')} s vs {lo.get('p50_s')} s idle"

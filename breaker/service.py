@@ -67,6 +67,7 @@ class Runtime:
     probe_failures_total: int = 0
     passive_failing: bool = False
     passive_seen: tuple[int, int] | None = None
+    rtts: deque[float] = field(default_factory=lambda: deque(maxlen=core.RTT_SAMPLES))
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
     last_verdict: Verdict | None = None  # metrics are only touched when this changes
 
@@ -226,11 +227,21 @@ class Service:
     async def _run_probe(self, rt: Runtime) -> ProbeResult:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
         # that races with the probe finishing, and the loop would outlive stop().
+        cfg = rt.cfg
+        wait = cfg.timeout
+        if cfg.adaptive_timeout:
+            wait = core.adaptive_timeout(rt.rtts, cfg.timeout, cfg.timeout_floor)
+        adaptive = wait < cfg.timeout  # else the probe's own timeout, with a grace
         try:
-            async with asyncio.timeout(rt.cfg.timeout + PROBE_GRACE):
+            async with asyncio.timeout(wait if adaptive else cfg.timeout + PROBE_GRACE):
                 return await rt.probe.check()
         except TimeoutError:
-            return ProbeResult(False, "timeout", None, self.clock(), "probe overran its timeout")
+            detail = (
+                f"no answer within {wait:.3f} s (adaptive timeout)"
+                if adaptive
+                else "probe overran its timeout"
+            )
+            return ProbeResult(False, "timeout", None, self.clock(), detail)
         except Exception as exc:  # a probe bug must not stop the breaker
             log.exception("probe.crashed", extra={"breaker": rt.cfg.name})
             return ProbeResult(False, "error", None, self.clock(), type(exc).__name__)
@@ -242,6 +253,7 @@ class Service:
         probes.inc()
         if result.rtt is not None:
             durations.observe(result.rtt)
+            rt.rtts.append(result.rtt)
         if not result.ok:
             rt.probe_failures_total += 1
             self.metrics.probe_failures.labels(rt.cfg.name, result.reason).inc()
@@ -295,7 +307,9 @@ class Service:
                 forwarded, failed, ratio, rt.cfg.passive_min_requests
             )
             if rt.passive_failing:
-                step = core.observe(rt.breaker, rt.policy, False, "passive", self.clock(), self.rand())
+                step = core.observe(
+                    rt.breaker, rt.policy, False, "passive", self.clock(), self.rand()
+                )
                 self._apply(rt, step, always_publish=True)
 
     # ------------------------------------------------------------ plumbing

@@ -23,6 +23,8 @@ from breaker.core._machine import (
     verdict,
 )
 from breaker.core._schedule import (
+    RTT_SAMPLES,
+    adaptive_timeout,
     confirming,
     detection_bound,
     next_probe_at,
@@ -32,6 +34,7 @@ from breaker.core._schedule import (
 )
 
 __all__ = [
+    "RTT_SAMPLES",
     "Breaker",
     "Event",
     "Force",
@@ -40,6 +43,7 @@ __all__ = [
     "State",
     "Step",
     "Verdict",
+    "adaptive_timeout",
     "admit_percent",
     "admitted",
     "confirming",

@@ -16,6 +16,9 @@ the next slot of the cadence (steady state, e.g. after a suspended host).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 from breaker.core._machine import Breaker, Policy, State
 
 
@@ -66,3 +69,23 @@ def passive_window_closed(forwarded: int, age: float, min_requests: int, interva
     """A passive window is judged once it holds `min_requests` forwarded requests (enough
     evidence), or after one `interval` whatever it holds (too little: not a failure)."""
     return forwarded >= min_requests or age >= interval
+
+
+RTT_SAMPLES = 100  # answered probes the adaptive timeout looks back on
+RTT_MIN_SAMPLES = 10  # below this, the configured timeout
+RTT_PERCENTILE = 99
+RTT_FACTOR = 4.0
+
+
+def adaptive_timeout(rtts: Sequence[float], timeout: float, floor: float) -> float:
+    """How long the next probe waits for an answer: like TCP's RTO, from measured RTTs.
+
+    `RTT_FACTOR` x the 99th percentile of the recent round-trip times, never below
+    `floor` and never above the configured `timeout` (which stays the worst case,
+    so the detection bound holds). Too few samples: `timeout`.
+    """
+    if len(rtts) < RTT_MIN_SAMPLES or floor >= timeout:
+        return timeout
+    ordered = sorted(rtts)
+    rank = max(0, math.ceil(RTT_PERCENTILE / 100 * len(ordered)) - 1)
+    return max(floor, min(timeout, RTT_FACTOR * ordered[rank]))
