@@ -557,7 +557,7 @@ def _live(count: int, workdir: Path) -> dict[str, Any]:
 
 
 def run(quick: bool, workdir: Path) -> Result:
-    count, peer_count, live_count = (3, 3, 2) if quick else (25, 25, 12)
+    count, peer_count, live_count = (2, 2, 1) if quick else (25, 25, 12)
     result = Result(
         "detection",
         "Detection: lock-up → open, against Kamailio's dispatcher, and → first local 503",

@@ -10,16 +10,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from breaker.core import (
+    RTT_SAMPLES,
     Breaker,
     Policy,
     State,
+    adaptive_timeout,
     confirming,
     detection_bound,
     new_breaker,
     next_probe_at,
     observe,
+    passive_read_period,
+    passive_window_closed,
     probe_gap,
 )
+from breaker.core._schedule import RTT_MIN_SAMPLES
 
 P = Policy(fall=3, interval=1.0, fast_interval=0.5)
 
@@ -117,3 +122,51 @@ def test_a_lock_up_opens_within_the_bound_and_probes_never_overlap(
     bound = detection_bound(interval, policy.fast_interval, timeout, fall)
     assert done - lock <= bound + 1e-9, f"opened {done - lock} after lock-up, bound {bound}"
     assert sent <= 6, f"steady state sent {sent} probes in 5 intervals before the lock-up"
+
+
+def test_adaptive_timeout_is_the_configured_one_until_enough_rtts_are_known() -> None:
+    assert adaptive_timeout([0.001] * (RTT_MIN_SAMPLES - 1), 0.5, 0.2) == 0.5
+    assert adaptive_timeout([0.001] * RTT_MIN_SAMPLES, 0.5, 0.2) == 0.2
+
+
+def test_adaptive_timeout_follows_a_high_percentile_of_the_rtt() -> None:
+    rtts = [0.01] * 99 + [0.09]  # the p99 of 100 samples is the 99th smallest
+    assert adaptive_timeout(rtts, 0.5, 0.02) == pytest.approx(4 * 0.01)
+    assert adaptive_timeout([0.01] * 98 + [0.09] * 2, 0.5, 0.02) == pytest.approx(4 * 0.09)
+
+
+def test_adaptive_timeout_never_leaves_floor_and_timeout() -> None:
+    assert adaptive_timeout([0.3] * 20, 0.5, 0.2) == 0.5  # a slow server: the cap
+    assert adaptive_timeout([0.0001] * 20, 0.5, 0.2) == 0.2  # loopback: the floor
+    assert adaptive_timeout([0.0001] * 20, 0.1, 0.2) == 0.1  # floor above the cap: the cap
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rtts=st.lists(st.floats(0, 10), max_size=RTT_SAMPLES),
+    timeout=st.floats(0.01, 5),
+    floor=st.floats(0.001, 5),
+)
+def test_adaptive_timeout_stays_within_its_bounds(
+    rtts: list[float], timeout: float, floor: float
+) -> None:
+    wait = adaptive_timeout(rtts, timeout, floor)
+    assert wait <= timeout, f"waited {wait} > the configured timeout {timeout}"
+    assert wait >= min(floor, timeout), f"waited {wait} < floor {floor}"
+    longer = adaptive_timeout([r * 2 for r in rtts], timeout, floor)
+    assert longer >= wait, "slower answers never shorten the wait"
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "age", "closed"),
+    [(0, 0.1, False), (19, 0.9, False), (20, 0.1, True), (0, 1.0, True), (5, 1.5, True)],
+)
+def test_a_passive_window_closes_on_enough_requests_or_after_an_interval(
+    forwarded: int, age: float, closed: bool
+) -> None:
+    assert passive_window_closed(forwarded, age, 20, 1.0) is closed
+
+
+def test_passive_counters_are_read_twice_per_confirmation_gap() -> None:
+    assert passive_read_period(P) == 0.25
+    assert passive_read_period(replace(P, fast_interval=1.0)) == 0.5
