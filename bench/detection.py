@@ -37,17 +37,11 @@ import redis.asyncio as aioredis
 
 from bench import _dispatcher
 from bench._common import Result, median, percentile
+from bench._stack import stack
 from breaker.core import detection_bound
 from breaker.lab._procs import (
     LOOPBACK,
-    PROXY_CFG,
     Kamailio,
-    Redis,
-    Sidecar,
-    free_port,
-    presence_server,
-    proxy_defines,
-    sidecar_toml,
 )
 from breaker.lab._sip import SipUac, publish_mwi
 
@@ -244,38 +238,13 @@ def _stats(values: list[float], bound: float) -> dict[str, float]:
 
 
 def _bound(count: int, workdir: Path) -> dict[str, Any]:
-    redis = Redis(workdir / "redis").start()
-    presence_port, proxy_port, api_port = free_port(), free_port(), free_port()
-    presence = presence_server(workdir / "presence", presence_port)
-    sidecar = Sidecar(
-        workdir / "sidecar",
-        sidecar_toml(
-            redis_url=redis.url,
-            api_port=api_port,
-            breakers=[
-                _breaker("presence", presence_port, interval=INTERVAL, timeout=TIMEOUT, fall=FALL)
-            ],
-            level="warning",
-        ),
-        api_port,
-    )
-    proxy = Kamailio(
-        PROXY_CFG,
-        workdir / "proxy",
-        proxy_port,
-        proxy_defines(proxy_port, presence_port, redis.port, BREAKER_POLL_MS=POLL_MS),
-        name="proxy",
-    )
-    try:
-        presence.start()
-        sidecar.start()
-        proxy.start()
-        trials = asyncio.run(_bound_trials(presence, proxy, redis.url, count))
-    finally:
-        proxy.stop()
-        sidecar.stop()
-        presence.stop()
-        redis.stop()
+    with stack(
+        workdir,
+        lambda port: [_breaker("presence", port, interval=INTERVAL, timeout=TIMEOUT, fall=FALL)],
+        proxy={"BREAKER_POLL_MS": POLL_MS},
+    ) as run:
+        assert run.proxy is not None
+        trials = asyncio.run(_bound_trials(run.presence, run.proxy, run.redis.url, count))
     opens = [t["open_s"] for t in trials if t["open_s"] is not None]
     rejects = [t["reject_s"] for t in trials if t["reject_s"] is not None]
     return {
@@ -358,37 +327,18 @@ def _summary(values: list[float]) -> dict[str, Any]:
 
 
 def _peer(count: int, workdir: Path) -> dict[str, Any]:
-    redis = Redis(workdir / "redis").start()
-    presence_port, api_port = free_port(), free_port()
-    presence = presence_server(workdir / "presence", presence_port)
-    sidecar = Sidecar(
-        workdir / "sidecar",
-        sidecar_toml(
-            redis_url=redis.url,
-            api_port=api_port,
-            breakers=[
-                _breaker("presence", presence_port),
-                _breaker("fixed", presence_port, adaptive_timeout=False),
-                _breaker(
-                    "naive", presence_port, fast_interval=DEFAULT_INTERVAL, adaptive_timeout=False
-                ),
-            ],
-            level="warning",
-        ),
-        api_port,
-    )
-    disp = _dispatcher.dispatcher(workdir / "dispatcher", [f"sip:{LOOPBACK}:{presence_port}"])
-    try:
-        presence.start()
-        sidecar.start()
-        disp.start()
-        trials = asyncio.run(_peer_trials(presence, disp, redis.url, count))
-        ds_list = disp.rpc("dispatcher.list")
-    finally:
-        disp.stop()
-        sidecar.stop()
-        presence.stop()
-        redis.stop()
+    with stack(
+        workdir,
+        lambda port: [
+            _breaker("presence", port),
+            _breaker("fixed", port, adaptive_timeout=False),
+            _breaker("naive", port, fast_interval=DEFAULT_INTERVAL, adaptive_timeout=False),
+        ],
+        dispatch=lambda port: [f"sip:{LOOPBACK}:{port}"],
+    ) as run:
+        assert run.dispatcher is not None
+        trials = asyncio.run(_peer_trials(run.presence, run.dispatcher, run.redis.url, count))
+        ds_list = run.dispatcher.rpc("dispatcher.list")
     rows = {
         key: _summary([t[f"{key}_s"] for t in trials if t[f"{key}_s"] is not None])
         for key in ("dispatcher", *PEER_BREAKERS)
@@ -493,42 +443,13 @@ async def _live_trials(
 
 
 def _live(count: int, workdir: Path) -> dict[str, Any]:
-    redis = Redis(workdir / "redis").start()
-    presence_port, proxy_port, api_port = free_port(), free_port(), free_port()
-    presence = presence_server(workdir / "presence", presence_port)
-    sidecar = Sidecar(
-        workdir / "sidecar",
-        sidecar_toml(
-            redis_url=redis.url,
-            api_port=api_port,
-            breakers=[_breaker("presence", presence_port, passive_failure_ratio=PASSIVE_RATIO)],
-            level="warning",
-        ),
-        api_port,
-    )
-    proxy = Kamailio(
-        PROXY_CFG,
-        workdir / "proxy",
-        proxy_port,
-        proxy_defines(
-            proxy_port,
-            presence_port,
-            redis.port,
-            BREAKER_POLL_MS=POLL_MS,
-            BREAKER_PRESENCE_FR_MS=PRESENCE_FR_MS,
-        ),
-        name="proxy",
-    )
-    try:
-        presence.start()
-        sidecar.start()
-        proxy.start()
-        trials = asyncio.run(_live_trials(presence, proxy, redis.url, count))
-    finally:
-        proxy.stop()
-        sidecar.stop()
-        presence.stop()
-        redis.stop()
+    with stack(
+        workdir,
+        lambda port: [_breaker("presence", port, passive_failure_ratio=PASSIVE_RATIO)],
+        proxy={"BREAKER_POLL_MS": POLL_MS, "BREAKER_PRESENCE_FR_MS": PRESENCE_FR_MS},
+    ) as run:
+        assert run.proxy is not None
+        trials = asyncio.run(_live_trials(run.presence, run.proxy, run.redis.url, count))
     rows = {}
     for label, traffic in (("with_traffic", True), ("without_traffic", False)):
         mine = [t for t in trials if t["traffic"] is traffic]

@@ -24,21 +24,16 @@ import httpx
 from bench import _dispatcher
 from bench._common import Result
 from bench._lossy_relay import LossyRelay
+from bench._stack import stack
 from bench.detection import _Events
-from breaker.lab._procs import (
-    LOOPBACK,
-    Redis,
-    Sidecar,
-    free_port,
-    presence_server,
-    sidecar_toml,
-)
+from breaker.lab._procs import LOOPBACK, free_port
 
 LOSSES = {"loss2": 0.02, "loss5": 0.05}
 # same relays, the defaults but a fixed timeout: does the adaptive one cost false alarms?
 FIXED = {f"{name}_fixed": name for name in LOSSES}
 GOAL_AT = "loss2"
 FULL_S, QUICK_S = 600.0, 15.0
+WARM_UP_S = 3.0
 
 _FAILURES = re.compile(
     r'^breaker_probe_failures_total\{name="(?P<name>[^"]+)",reason="(?P<reason>[^"]+)"\} '
@@ -54,29 +49,25 @@ async def _watch(
         name: await LossyRelay((LOOPBACK, ports[name]), (LOOPBACK, upstream), loss, seed).start()
         for seed, (name, loss) in enumerate(LOSSES.items(), start=1)
     }
+    names = [*LOSSES, *FIXED]
     try:
-        async with _Events(redis_url) as events:
+        async with _Events(redis_url) as events, httpx.AsyncClient(base_url=api) as client:
+            await asyncio.sleep(WARM_UP_S)  # probes that failed before the relays were there
+            before = await _counters(client, names)
             started = time.time()
             await asyncio.sleep(seconds)
-            async with httpx.AsyncClient(base_url=api, timeout=5) as client:
-                status = (await client.get("/v1/breakers")).json()["breakers"]
-                metrics = (await client.get("/metrics")).text
+            after = await _counters(client, names)
     finally:
         for relay in relays.values():
             relay.close()
-    names = [*LOSSES, *FIXED]
     opens = {
         name: [
             round(at - started, 2)
             for at, e in events.seen
-            if e.get("name") == name and e.get("to") == "open"
+            if at >= started and e.get("name") == name and e.get("to") == "open"
         ]
         for name in names
     }
-    failures: dict[str, dict[str, int]] = {name: {} for name in names}
-    for m in _FAILURES.finditer(metrics):
-        if m["name"] in failures:
-            failures[m["name"]][m["reason"]] = int(float(m["n"]))
     return {
         "seconds": round(time.time() - started, 1),
         "relays": {
@@ -84,9 +75,21 @@ async def _watch(
             for name, r in relays.items()
         },
         "opens": opens,
-        "probes": {b["name"]: b["counters"] for b in status if b["name"] in names},
-        "failures_by_reason": failures,
+        "probes": {
+            name: {k: after[name][k] - before[name].get(k, 0) for k in after[name]}
+            for name in names
+        },
     }
+
+
+async def _counters(client: httpx.AsyncClient, names: list[str]) -> dict[str, dict[str, int]]:
+    """Per breaker: probes sent, and failed probes in total and by reason."""
+    status = (await client.get("/v1/breakers", timeout=5)).json()["breakers"]
+    found = {b["name"]: dict(b["counters"]) for b in status if b["name"] in names}
+    for m in _FAILURES.finditer((await client.get("/metrics", timeout=5)).text):
+        if m["name"] in found:
+            found[m["name"]][f"failed_{m['reason']}"] = int(float(m["n"]))
+    return found
 
 
 def run(quick: bool, workdir: Path) -> Result:
@@ -98,45 +101,19 @@ def run(quick: bool, workdir: Path) -> Result:
         quick,
     )
     started = time.monotonic()
-    redis = Redis(workdir / "redis").start()
-    presence_port, api_port = free_port(), free_port()
     ports = {name: free_port() for name in LOSSES}
-    presence = presence_server(workdir / "presence", presence_port)
-    sidecar = Sidecar(
-        workdir / "sidecar",
-        sidecar_toml(
-            redis_url=redis.url,
-            api_port=api_port,
-            breakers=[
-                {"name": name, "target": f"sip:{LOOPBACK}:{port};transport=udp"}
-                for name, port in ports.items()
-            ]
-            + [
-                {
-                    "name": name,
-                    "target": f"sip:{LOOPBACK}:{ports[relay]};transport=udp",
-                    "adaptive_timeout": False,
-                }
-                for name, relay in FIXED.items()
-            ],
-            level="warning",
-        ),
-        api_port,
-    )
     uris = {name: f"sip:{LOOPBACK}:{port}" for name, port in ports.items()}
-    disp = _dispatcher.dispatcher(workdir / "dispatcher", list(uris.values()))
-    try:
-        presence.start()
-        # the relays start inside _watch: both probers retry until they are there
-        sidecar.start()
-        disp.start()
-        data = asyncio.run(_watch(ports, presence_port, redis.url, sidecar.base_url, seconds))
-        downs = _dispatcher.verdicts(disp)
-    finally:
-        disp.stop()
-        sidecar.stop()
-        presence.stop()
-        redis.stop()
+    breakers = [{"name": name, "target": f"{uri};transport=udp"} for name, uri in uris.items()] + [
+        {"name": name, "target": f"{uris[relay]};transport=udp", "adaptive_timeout": False}
+        for name, relay in FIXED.items()
+    ]
+    # the relays start inside _watch: until then, both probers see no answer
+    with stack(workdir, lambda _: breakers, dispatch=lambda _: list(uris.values())) as run:
+        assert run.dispatcher is not None
+        data = asyncio.run(
+            _watch(ports, run.presence.port, run.redis.url, run.sidecar.base_url, seconds)
+        )
+        downs = _dispatcher.verdicts(run.dispatcher)
     data["dispatcher_downs"] = {
         name: sum(1 for v in downs if v.kind == "down" and v.uri == uri)
         for name, uri in uris.items()
