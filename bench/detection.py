@@ -26,10 +26,11 @@ cadence, real sidecars, Redis, Kamailio proxies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,21 @@ class _Client:
             task.cancel()
 
 
+@contextlib.asynccontextmanager
+async def _client(port: int, gap: float) -> AsyncIterator[_Client]:
+    """A _Client sending through the proxy on `port` for the length of the block."""
+    uac = await SipUac.open((LOOPBACK, port))
+    client = _Client(uac, gap)
+    sender = asyncio.create_task(client.run())
+    try:
+        yield client
+    finally:
+        sender.cancel()
+        client.cancel()
+        uac.close()
+        await asyncio.gather(sender, return_exceptions=True)
+
+
 async def _wait_for(predicate: Callable[[], bool], within: float) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -176,53 +192,44 @@ def _breaker(name: str, target: int, **policy: Any) -> dict[str, Any]:
 async def _bound_trials(
     presence: Kamailio, proxy: Kamailio, redis_url: str, count: int
 ) -> list[dict[str, Any]]:
-    uac = await SipUac.open((LOOPBACK, proxy.port))
-    client = _Client(uac)
-    sender = asyncio.create_task(client.run())
     rng = random.Random(7)
     trials: list[dict[str, Any]] = []
     assert presence.child is not None
-    try:
-        async with _Events(redis_url) as events:
-            for number in range(count):
-                # healthy: the client gets 200s again and the breaker is closed
-                since = time.time()
-                healthy = await _wait_for(
-                    lambda since=since: any(t > since + 0.3 for t in client.accepted), 10
-                )
-                if not healthy:
-                    raise RuntimeError("the proxy does not forward again after a freeze")
-                await asyncio.sleep(rng.uniform(0.5, 0.5 + INTERVAL))  # random probe phase
-                presence.child.freeze()
-                frozen = time.time()
-                await _wait_for(
-                    lambda frozen=frozen: (
-                        any(t >= frozen for t in client.rejected)
-                        and events.first("presence", "open", frozen) is not None
-                    ),
-                    5 * REJECT_BOUND,
-                )
-                presence.child.thaw()
-                thawed = time.time()
-                opened = events.first("presence", "open", frozen)
-                rejected = min((t for t in client.rejected if t >= frozen), default=None)
-                trials.append(
-                    {
-                        "trial": number,
-                        "open_s": round(opened - frozen, 4) if opened else None,
-                        "reject_s": round(rejected - frozen, 4) if rejected else None,
-                        "frozen_for_s": round(thawed - frozen, 3),
-                    }
-                )
-                await _wait_for(
-                    lambda thawed=thawed: events.first("presence", "closed", thawed) is not None,
-                    10,
-                )
-    finally:
-        sender.cancel()
-        client.cancel()
-        uac.close()
-        await asyncio.gather(sender, return_exceptions=True)
+    async with _client(proxy.port, CLIENT_GAP) as client, _Events(redis_url) as events:
+        for number in range(count):
+            # healthy: the client gets 200s again and the breaker is closed
+            since = time.time()
+            healthy = await _wait_for(
+                lambda since=since: any(t > since + 0.3 for t in client.accepted), 10
+            )
+            if not healthy:
+                raise RuntimeError("the proxy does not forward again after a freeze")
+            await asyncio.sleep(rng.uniform(0.5, 0.5 + INTERVAL))  # random probe phase
+            presence.child.freeze()
+            frozen = time.time()
+            await _wait_for(
+                lambda frozen=frozen: (
+                    any(t >= frozen for t in client.rejected)
+                    and events.first("presence", "open", frozen) is not None
+                ),
+                5 * REJECT_BOUND,
+            )
+            presence.child.thaw()
+            thawed = time.time()
+            opened = events.first("presence", "open", frozen)
+            rejected = min((t for t in client.rejected if t >= frozen), default=None)
+            trials.append(
+                {
+                    "trial": number,
+                    "open_s": round(opened - frozen, 4) if opened else None,
+                    "reject_s": round(rejected - frozen, 4) if rejected else None,
+                    "frozen_for_s": round(thawed - frozen, 3),
+                }
+            )
+            await _wait_for(
+                lambda thawed=thawed: events.first("presence", "closed", thawed) is not None,
+                10,
+            )
     return trials
 
 
@@ -382,63 +389,52 @@ def _peer(count: int, workdir: Path) -> dict[str, Any]:
 async def _live_trials(
     presence: Kamailio, proxy: Kamailio, redis_url: str, count: int
 ) -> list[dict[str, Any]]:
-    uac = await SipUac.open((LOOPBACK, proxy.port))
-    client = _Client(uac, gap=1 / LIVE_RATE)
-    sender = asyncio.create_task(client.run())
     rng = random.Random(17)
     trials: list[dict[str, Any]] = []
     assert presence.child is not None
-    try:
-        async with _Events(redis_url) as events:
-            for number in range(2 * count):
-                traffic = number % 2 == 0
-                client.sending = traffic
-                since = time.time()
-                healthy = await _wait_for(
-                    lambda since=since, traffic=traffic: (
-                        events.state("presence") == "closed"
-                        and (not traffic or any(t > since + 0.5 for t in client.accepted))
-                    ),
-                    20,
-                )
-                if not healthy:
-                    raise RuntimeError("the breaker does not close again after a freeze")
-                await asyncio.sleep(rng.uniform(1.0, 2.0))
-                presence.child.freeze()
-                frozen = time.time()
-                await _wait_for(
-                    lambda frozen=frozen: events.first("presence", "open", frozen) is not None,
-                    20,
-                )
-                if traffic:  # the proxy enforces it at its next poll
-                    await _wait_for(
-                        lambda frozen=frozen: any(t >= frozen for t in client.rejected), 2
-                    )
-                presence.child.thaw()
-                opened = events.first("presence", "open", frozen)
-                rejected = min((t for t in client.rejected if t >= frozen), default=None)
-                reason = next(
-                    (
-                        e.get("reason")
-                        for at, e in events.seen
-                        if at == opened and e.get("to") == "open"
-                    ),
-                    None,
-                )
-                trials.append(
-                    {
-                        "trial": number,
-                        "traffic": traffic,
-                        "open_s": round(opened - frozen, 4) if opened else None,
-                        "reject_s": round(rejected - frozen, 4) if rejected else None,
-                        "reason": reason,
-                    }
-                )
-    finally:
-        sender.cancel()
-        client.cancel()
-        uac.close()
-        await asyncio.gather(sender, return_exceptions=True)
+    async with _client(proxy.port, 1 / LIVE_RATE) as client, _Events(redis_url) as events:
+        for number in range(2 * count):
+            traffic = number % 2 == 0
+            client.sending = traffic
+            since = time.time()
+            healthy = await _wait_for(
+                lambda since=since, traffic=traffic: (
+                    events.state("presence") == "closed"
+                    and (not traffic or any(t > since + 0.5 for t in client.accepted))
+                ),
+                20,
+            )
+            if not healthy:
+                raise RuntimeError("the breaker does not close again after a freeze")
+            await asyncio.sleep(rng.uniform(1.0, 2.0))
+            presence.child.freeze()
+            frozen = time.time()
+            await _wait_for(
+                lambda frozen=frozen: events.first("presence", "open", frozen) is not None,
+                20,
+            )
+            if traffic:  # the proxy enforces it at its next poll
+                await _wait_for(lambda frozen=frozen: any(t >= frozen for t in client.rejected), 2)
+            presence.child.thaw()
+            opened = events.first("presence", "open", frozen)
+            rejected = min((t for t in client.rejected if t >= frozen), default=None)
+            reason = next(
+                (
+                    e.get("reason")
+                    for at, e in events.seen
+                    if at == opened and e.get("to") == "open"
+                ),
+                None,
+            )
+            trials.append(
+                {
+                    "trial": number,
+                    "traffic": traffic,
+                    "open_s": round(opened - frozen, 4) if opened else None,
+                    "reject_s": round(rejected - frozen, 4) if rejected else None,
+                    "reason": reason,
+                }
+            )
     return trials
 
 
