@@ -153,10 +153,9 @@ def _detection(data: dict[str, Any]) -> list[str]:
 PEER_LABELS = {
     "dispatcher": "Kamailio 5.6 dispatcher (ds_ping_interval 1 s, ds_probing_threshold 3, "
     "fr_timer 2 s)",
-    "presence": "sidecar, defaults (interval 1 s, fast_interval 0.5 s, timeout 0.5 s "
-    "adaptive ≥ 0.2 s, fall 3)",
-    "fixed": "sidecar, defaults but a fixed 0.5 s timeout",
-    "naive": "sidecar, no confirmation probes, fixed timeout (the old defaults)",
+    "presence": "sidecar, defaults (interval 1 s, fast_interval 0.5 s, timeout 0.5 s, fall 3)",
+    "adaptive": "sidecar, defaults + adaptive_timeout (4 x p99 RTT, floor 0.2 s)",
+    "naive": "sidecar, no confirmation probes (fast_interval = interval: the old defaults)",
 }
 
 
@@ -218,7 +217,7 @@ def _bound(data: dict[str, Any]) -> list[str]:
         "### Bound: lock-up → open → first local 503 through the proxy",
         "",
         f"{data['freezes']} freezes; interval {p['interval']} s, timeout {p['timeout']} s, "
-        f"fall {p['fall']}, fast_interval and adaptive timeout at their defaults, "
+        f"fall {p['fall']}, fast_interval at its default (timeout), "
         f"BREAKER_POLL_MS {p['poll_ms']}; bound interval + (fall - 1) x max(fast_interval, "
         "timeout) + timeout (+ poll for the 503).",
         "",
@@ -253,32 +252,40 @@ def _live(data: dict[str, Any]) -> list[str]:
 
 
 def _false_alarms(data: dict[str, Any]) -> list[str]:
+    def opens(name: str) -> str:
+        found = data["opens"].get(name, [])
+        alarms = sum(1 for o in found if o["from"] == "closed")
+        return f"{alarms} ({len(found)})"
+
     rows = []
     for name, relay in data["relays"].items():
         probes = data["probes"].get(name, {})
+        adaptive = data["probes"].get(f"{name}_adaptive", {})
         rows.append(
             [
                 f"{relay['loss']:.0%}",
-                relay["forwarded"] + relay["dropped"],
                 relay["dropped"],
                 f"{probes.get('probe_failures')} / {probes.get('probes')}",
-                len(data["opens"][name]),
-                len(data["opens"].get(f"{name}_fixed", [])),
+                opens(name),
+                f"{adaptive.get('probe_failures')} / {adaptive.get('probes')}",
+                opens(f"{name}_adaptive"),
                 data["dispatcher_downs"].get(name),
             ]
         )
     return [
-        f"{data['seconds'] / 60:.1f} min per loss rate, both at once; every open is spurious "
-        "(the server answered throughout).",
+        f"{data['seconds'] / 60:.1f} min per loss rate, both at once, the relays dropping "
+        "each datagram (request or answer) independently. Every open is spurious (the server "
+        "answered throughout); in brackets, all opens including reopens from half_open while "
+        "recovering from one (any failure there reopens, and the ramp lasts 30 s).",
         "",
         *_table(
             [
                 "datagram loss",
-                "datagrams",
-                "dropped",
+                "datagrams dropped",
                 "failed / sent probes (defaults)",
                 "spurious opens (defaults)",
-                "spurious opens (fixed timeout)",
+                "failed / sent (adaptive timeout)",
+                "spurious opens (adaptive timeout)",
                 "dispatcher dst-down",
             ],
             rows,
