@@ -153,9 +153,10 @@ def _detection(data: dict[str, Any]) -> list[str]:
 PEER_LABELS = {
     "dispatcher": "Kamailio 5.6 dispatcher (ds_ping_interval 1 s, ds_probing_threshold 3, "
     "fr_timer 2 s)",
-    "presence": "sidecar, defaults (interval 1 s, fast_interval 0.5 s, timeout 0.5 s, fall 3)",
-    "adaptive": "sidecar, defaults + adaptive_timeout (4 x p99 RTT, floor 0.2 s)",
-    "naive": "sidecar, no confirmation probes (fast_interval = interval: the old defaults)",
+    "presence": "sidecar, defaults (interval 1 s, fast_interval 0.5 s, timeout 0.5 s "
+    "adaptive: 4 x p99 RTT, floor 0.2 s; fall 3)",
+    "fixed": "sidecar, defaults but adaptive_timeout = false",
+    "naive": "sidecar, no confirmation probes, fixed timeout (the old defaults)",
 }
 
 
@@ -217,7 +218,7 @@ def _bound(data: dict[str, Any]) -> list[str]:
         "### Bound: lock-up → open → first local 503 through the proxy",
         "",
         f"{data['freezes']} freezes; interval {p['interval']} s, timeout {p['timeout']} s, "
-        f"fall {p['fall']}, fast_interval at its default (timeout), "
+        f"fall {p['fall']}, fast_interval (timeout) and adaptive timeout at their defaults, "
         f"BREAKER_POLL_MS {p['poll_ms']}; bound interval + (fall - 1) x max(fast_interval, "
         "timeout) + timeout (+ poll for the 503).",
         "",
@@ -260,15 +261,15 @@ def _false_alarms(data: dict[str, Any]) -> list[str]:
     rows = []
     for name, relay in data["relays"].items():
         probes = data["probes"].get(name, {})
-        adaptive = data["probes"].get(f"{name}_adaptive", {})
+        fixed = data["probes"].get(f"{name}_fixed", {})
         rows.append(
             [
                 f"{relay['loss']:.0%}",
                 relay["dropped"],
                 f"{probes.get('probe_failures')} / {probes.get('probes')}",
                 opens(name),
-                f"{adaptive.get('probe_failures')} / {adaptive.get('probes')}",
-                opens(f"{name}_adaptive"),
+                f"{fixed.get('probe_failures')} / {fixed.get('probes')}",
+                opens(f"{name}_fixed"),
                 data["dispatcher_downs"].get(name),
             ]
         )
@@ -284,8 +285,8 @@ def _false_alarms(data: dict[str, Any]) -> list[str]:
                 "datagrams dropped",
                 "failed / sent probes (defaults)",
                 "spurious opens (defaults)",
-                "failed / sent (adaptive timeout)",
-                "spurious opens (adaptive timeout)",
+                "failed / sent (fixed timeout)",
+                "spurious opens (fixed timeout)",
                 "dispatcher dst-down",
             ],
             rows,

@@ -56,7 +56,7 @@ GOAL = 1.1
 DEFAULT_INTERVAL, DEFAULT_TIMEOUT = 1.0, 0.5
 DEFAULT_BOUND = detection_bound(DEFAULT_INTERVAL, DEFAULT_TIMEOUT, DEFAULT_TIMEOUT, FALL)
 PEER_GOAL = 0.5
-TIMEOUT_FLOOR = 0.2  # the adaptive variant's (its default)
+TIMEOUT_FLOOR = 0.2  # its default
 # 3. live traffic
 LIVE_RATE = 100  # PUBLISH/s through the proxy
 PRESENCE_FR_MS = 500  # the proxy's BREAKER_PRESENCE_FR_MS
@@ -269,8 +269,8 @@ def _bound(count: int, workdir: Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- 2. peer
 
-# the defaults; with the adaptive timeout; without confirmation probes (naive, the old defaults)
-PEER_BREAKERS = ("presence", "adaptive", "naive")
+# the defaults; with a fixed timeout; no confirmation probes, fixed timeout (the old defaults)
+PEER_BREAKERS = ("presence", "fixed", "naive")
 
 
 def _ds_first(disp: Kamailio, kind: str, since: float) -> float | None:
@@ -338,8 +338,8 @@ def _peer(count: int, workdir: Path) -> dict[str, Any]:
         workdir,
         lambda port: [
             _breaker("presence", port),
-            _breaker("adaptive", port, adaptive_timeout=True, timeout_floor=TIMEOUT_FLOOR),
-            _breaker("naive", port, fast_interval=DEFAULT_INTERVAL),
+            _breaker("fixed", port, adaptive_timeout=False),
+            _breaker("naive", port, fast_interval=DEFAULT_INTERVAL, adaptive_timeout=False),
         ],
         dispatch=lambda port: [f"sip:{LOOPBACK}:{port}"],
     ) as run:
@@ -371,7 +371,8 @@ def _peer(count: int, workdir: Path) -> dict[str, Any]:
             "timeout": DEFAULT_TIMEOUT,
             "fall": FALL,
             "fast_interval": DEFAULT_TIMEOUT,
-            "adaptive_timeout": False,
+            "adaptive_timeout": True,
+            "timeout_floor": TIMEOUT_FLOOR,
             "bound_s": DEFAULT_BOUND,
         },
         "rows": rows,
@@ -506,7 +507,7 @@ def run(quick: bool, workdir: Path) -> Result:
     result.summary = (
         f"peer ({peer['freezes']} freezes): sidecar p50/p95 {me.get('p50_s')}/{me.get('p95_s')} s, "
         f"dispatcher {ds.get('p50_s')}/{ds.get('p95_s')} s: median ratio {ratio} "
-        f"(adaptive timeout {rows['adaptive'].get('p50_ratio')}, "
+        f"(fixed timeout {rows['fixed'].get('p50_ratio')}, "
         f"naive {rows['naive'].get('p50_ratio')}); "
         f"bound: open p95 {opened.get('p95_ratio')} x {OPEN_BOUND:g} s, first 503 p95 "
         f"{rejected.get('p95_ratio')} x {REJECT_BOUND:g} s; live {LIVE_RATE} PUBLISH/s: "

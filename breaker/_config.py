@@ -115,7 +115,7 @@ class BreakerConfig(_Strict):
     interval: Seconds = 1.0
     timeout: Seconds = 0.5
     fast_interval: Seconds | None = None  # default: timeout (confirmation probes)
-    adaptive_timeout: bool = False  # wait 4 x p99 RTT, within [timeout_floor, timeout]
+    adaptive_timeout: bool = True  # wait 4 x p99 RTT, within [timeout_floor, timeout]
     timeout_floor: Seconds = 0.2
     slow: Seconds | None = None  # default: timeout / 2
     fall: int = Field(3, ge=1, le=100)
