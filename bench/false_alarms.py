@@ -34,6 +34,7 @@ FIXED = {f"{name}_fixed": name for name in LOSSES}
 GOAL_AT = "loss2"
 FULL_S, QUICK_S = 600.0, 15.0
 WARM_UP_S = 3.0
+SEEDS = (1, 2)  # one per relay
 
 _FAILURES = re.compile(
     r'^breaker_probe_failures_total\{name="(?P<name>[^"]+)",reason="(?P<reason>[^"]+)"\} '
@@ -47,7 +48,7 @@ async def _watch(
 ) -> dict[str, Any]:
     relays = {
         name: await LossyRelay((LOOPBACK, ports[name]), (LOOPBACK, upstream), loss, seed).start()
-        for seed, (name, loss) in enumerate(LOSSES.items(), start=1)
+        for seed, (name, loss) in zip(SEEDS, LOSSES.items(), strict=True)
     }
     names = [*LOSSES, *FIXED]
     try:
@@ -126,6 +127,17 @@ def run(quick: bool, workdir: Path) -> Result:
         name: sum(1 for o in found if o["from"] == "closed")
         for name, found in data["opens"].items()
     }
+    for name in LOSSES:
+        sent, failed = data["probes"][name]["probes"], data["probes"][name]["probe_failures"]
+        share = failed / sent if sent else 0.0
+        data["probes"][name]["expected_opens"] = round(sent * (1 - share) * share**3, 2)
+    result.notes.append(
+        "with independent losses, any prober that opens on 3 failures in a row expects about "
+        "probes x (1 - q) x q^3 spurious opens (q: the share of failed probes): "
+        + ", ".join(f"{data['probes'][n]['expected_opens']} at {LOSSES[n]:.0%}" for n in LOSSES)
+        + f" in this run. The relays' random drops are seeded ({', '.join(map(str, SEEDS))}): "
+        "every run replays the same loss sequence"
+    )
     result.met = opens[GOAL_AT] == 0 and data["seconds"] >= seconds - 1
     probes = data["probes"]
     result.summary = "; ".join(
