@@ -16,4 +16,5 @@ BENCHMARKS = (
     "failover",
     "slow_clients",
     "pool",
+    "false_alarms",
 )

@@ -204,6 +204,57 @@ def _probe_scale(data: dict[str, Any]) -> list[str]:
 
 
 def _detection(data: dict[str, Any]) -> list[str]:
+    return [*_peer(data["peer"]), "", *_bound(data["bound"]), "", *_live(data["live"])]
+
+
+PEER_LABELS = {
+    "dispatcher": "Kamailio 5.6 dispatcher (ds_ping_interval 1 s, ds_probing_threshold 3, "
+    "fr_timer 2 s)",
+    "presence": "sidecar, defaults (interval 1 s, fast_interval 0.5 s, timeout 0.5 s "
+    "adaptive: 4 x p99 RTT, floor 0.2 s; fall 3)",
+    "fixed": "sidecar, defaults but adaptive_timeout = false",
+    "naive": "sidecar, no confirmation probes, fixed timeout (the old defaults)",
+}
+
+
+def _peer(data: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            PEER_LABELS.get(key, key),
+            r.get("n"),
+            r.get("p50_s"),
+            r.get("p95_s"),
+            r.get("min_s"),
+            r.get("max_s"),
+            r.get("p50_ratio", 1.0 if key == "dispatcher" else None),
+            r.get("p95_ratio", 1.0 if key == "dispatcher" else None),
+        ]
+        for key, r in data["rows"].items()
+    ]
+    return [
+        "### Peer: the same frozen stand-in, watched by Kamailio's dispatcher and the sidecar",
+        "",
+        f"{data['freezes']} freezes at random phases, one probe per second from every prober; "
+        f"median ratio (sidecar defaults / dispatcher): **{data['median_ratio']}**; detection "
+        f"bound at the defaults {data['sidecar_settings']['bound_s']} s.",
+        "",
+        *_table(
+            [
+                "prober",
+                "freezes",
+                "p50 s",
+                "p95 s",
+                "min s",
+                "max s",
+                "p50 / dispatcher",
+                "p95 / dispatcher",
+            ],
+            rows,
+        ),
+    ]
+
+
+def _bound(data: dict[str, Any]) -> list[str]:
     rows = []
     for key, label in (("open", "lock-up → breaker open"), ("first_503", "lock-up → first 503")):
         d = data[key]
@@ -221,8 +272,12 @@ def _detection(data: dict[str, Any]) -> list[str]:
         )
     p = data["policy"]
     return [
+        "### Bound: lock-up → open → first local 503 through the proxy",
+        "",
         f"{data['freezes']} freezes; interval {p['interval']} s, timeout {p['timeout']} s, "
-        f"fall {p['fall']}, BREAKER_POLL_MS {p['poll_ms']}.",
+        f"fall {p['fall']}, fast_interval (timeout) and adaptive timeout at their defaults, "
+        f"BREAKER_POLL_MS {p['poll_ms']}; bound interval + (fall - 1) x max(fast_interval, "
+        "timeout) + timeout (+ poll for the 503).",
         "",
         *_table(
             ["", "bound s", "p50 s", "p95 s", "max s", "p50/bound", "p95/bound", "max/bound"],
@@ -247,6 +302,71 @@ def _failover(data: dict[str, Any]) -> list[str]:
     )  # fmt: skip
 
 
+def _live(data: dict[str, Any]) -> list[str]:
+    rows = [
+        [label, r.get("n"), r.get("p50_s"), r.get("p95_s"), r.get("max_s"), ", ".join(r["reasons"])]
+        for label, r in (
+            (f"{data['rate_per_s']} PUBLISH/s through the proxy", data["rows"]["with_traffic"]),
+            ("no traffic", data["rows"]["without_traffic"]),
+        )
+    ]
+    first = data["first_503"]
+    return [
+        "### Live traffic: lock-up → open with and without presence traffic",
+        "",
+        f"Sidecar defaults + passive_failure_ratio {data['passive_failure_ratio']}; proxy "
+        f"BREAKER_PRESENCE_FR_MS {data['presence_fr_ms']}, BREAKER_POLL_MS {data['poll_ms']}; "
+        f"interleaved freeze by freeze. With / without traffic (p50): **{data['ratio']}**; "
+        f"first local 503 with traffic p50/p95 {first.get('p50_s')}/{first.get('p95_s')} s.",
+        "",
+        *_table(
+            ["traffic", "freezes", "p50 s", "p95 s", "max s", "opened by (last failure)"], rows
+        ),
+    ]
+
+
+def _false_alarms(data: dict[str, Any]) -> list[str]:
+    def opens(name: str) -> str:
+        found = data["opens"].get(name, [])
+        alarms = sum(1 for o in found if o["from"] == "closed")
+        return f"{alarms} ({len(found)})"
+
+    rows = []
+    for name, relay in data["relays"].items():
+        probes = data["probes"].get(name, {})
+        fixed = data["probes"].get(f"{name}_fixed", {})
+        rows.append(
+            [
+                f"{relay['loss']:.0%}",
+                relay["dropped"],
+                f"{probes.get('probe_failures')} / {probes.get('probes')}",
+                opens(name),
+                f"{fixed.get('probe_failures')} / {fixed.get('probes')}",
+                opens(f"{name}_fixed"),
+                data["dispatcher_downs"].get(name),
+            ]
+        )
+    return [
+        f"{data['seconds'] / 60:.1f} min per loss rate, both at once, the relays dropping "
+        "each datagram (request or answer) independently. Every open is spurious (the server "
+        "answered throughout); in brackets, all opens including reopens from half_open while "
+        "recovering from one (any failure there reopens, and the ramp lasts 30 s).",
+        "",
+        *_table(
+            [
+                "datagram loss",
+                "datagrams dropped",
+                "failed / sent probes (defaults)",
+                "spurious opens (defaults)",
+                "failed / sent (fixed timeout)",
+                "spurious opens (fixed timeout)",
+                "dispatcher dst-down",
+            ],
+            rows,
+        ),
+    ]
+
+
 DETAILS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "hot_path": _hot_path,
     "redis_load": _redis_load,
@@ -255,6 +375,7 @@ DETAILS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "detection": _detection,
     "failover": _failover,
     "pool": _pool,
+    "false_alarms": _false_alarms,
 }
 
 

@@ -32,7 +32,7 @@ from pydantic_settings import (
 
 from breaker._errors import ConfigError
 from breaker._redis_url import parse_redis_url
-from breaker.core import Policy, default_min_healthy
+from breaker.core import Policy, default_min_healthy, detection_bound
 
 _POLICY = Policy()  # the one home of the policy defaults
 
@@ -160,6 +160,9 @@ class BreakerConfig(_Strict):
     target: Target
     interval: Seconds = _POLICY.interval
     timeout: Seconds = 0.5
+    fast_interval: Seconds | None = None  # default: timeout (confirmation probes)
+    adaptive_timeout: bool = True  # wait 4 x p99 RTT, within [timeout_floor, timeout]
+    timeout_floor: Seconds = 0.2
     slow: Seconds | None = None  # default: timeout / 2
     fall: int = Field(_POLICY.fall, ge=1, le=100)
     rise: int = Field(_POLICY.rise, ge=1, le=100)
@@ -195,22 +198,36 @@ class BreakerConfig(_Strict):
                 f"timeout ({self.timeout}s) must be shorter than interval ({self.interval}s): "
                 "probes must not overlap"
             )
+        if self.fast_interval is not None and self.fast_interval > self.interval:
+            raise ValueError(
+                f"fast_interval ({self.fast_interval}s) must not exceed interval "
+                f"({self.interval}s): it is the faster cadence used to confirm a failure"
+            )
         if self.slow is not None and self.slow > self.timeout:
             raise ValueError(f"slow ({self.slow}s) must not exceed timeout ({self.timeout}s)")
         return self
 
     def policy(self) -> Policy:
         """The core's Policy: every Policy field is a config key of the same name."""
-        return Policy(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Policy)})
+        keys = {f.name for f in dataclasses.fields(Policy)} - {"fast_interval"}
+        return Policy(
+            **{key: getattr(self, key) for key in keys}, fast_interval=self.confirm_interval
+        )
 
     @property
     def slow_threshold(self) -> float:
         return self.slow if self.slow is not None else self.timeout / 2
 
     @property
+    def confirm_interval(self) -> float:
+        """`fast_interval`, by default `timeout`: the soonest a confirmation can follow
+        a failed probe without overlapping it."""
+        return self.fast_interval if self.fast_interval is not None else self.timeout
+
+    @property
     def detection_bound(self) -> float:
-        """Worst case from lock-up to open: `fall` probes, the last one timing out."""
-        return self.fall * self.interval + self.timeout
+        """Worst case from lock-up to open: one interval, `fall - 1` confirmations, a timeout."""
+        return detection_bound(self.interval, self.confirm_interval, self.timeout, self.fall)
 
 
 class PoolConfig(_Strict):

@@ -97,6 +97,7 @@ class Runtime:
     probe_failures_total: int = 0
     passive_failing: bool = False
     passive_seen: tuple[int, int] | None = None
+    rtts: deque[float] = field(default_factory=lambda: deque(maxlen=core.RTT_SAMPLES))
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
     last_verdict: Verdict | None = None  # metrics are only touched when this changes
     published: Verdict | None = None  # fleet mode: the fleet verdict of the last vote (unix)
@@ -436,10 +437,10 @@ class Service:
     # ------------------------------------------------------------ loops
 
     async def _probe_loop(self, rt: Runtime) -> None:
-        """Probe on a fixed cadence, staggered so many targets don't fire at once."""
+        """Probe on the core's schedule (`interval`, `fast_interval` while confirming a
+        failure), staggered so many targets don't fire at once."""
         loop = asyncio.get_running_loop()
-        interval = rt.cfg.interval
-        next_at = loop.time() + self.rand() * min(interval, 1.0) * 0.5
+        next_at = loop.time() + self.rand() * min(rt.cfg.interval, 1.0) * 0.5
         while True:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             result = await self._run_probe(rt)
@@ -449,19 +450,27 @@ class Service:
                 ok, reason = False, "passive"
             step = core.observe(rt.breaker, rt.policy, ok, reason, self.clock(), self.rand())
             self._apply(rt, step, always_publish=True)
-            next_at += interval
-            now = loop.time()
-            if next_at < now:  # fell behind (suspended host?): skip, don't burst
-                next_at = now + interval - (now - next_at) % interval
+            # from the slot, not the wake-up: the steady cadence stays exactly 1/interval
+            next_at = core.next_probe_at(next_at, loop.time(), rt.breaker, rt.policy)
 
     async def _run_probe(self, rt: Runtime) -> ProbeResult:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
         # that races with the probe finishing, and the loop would outlive stop().
+        cfg = rt.cfg
+        wait = cfg.timeout
+        if cfg.adaptive_timeout:
+            wait = core.adaptive_timeout(rt.rtts, cfg.timeout, cfg.timeout_floor)
+        adaptive = wait < cfg.timeout  # else the probe's own timeout, with a grace
         try:
-            async with asyncio.timeout(rt.cfg.timeout + PROBE_GRACE):
+            async with asyncio.timeout(wait if adaptive else cfg.timeout + PROBE_GRACE):
                 return await rt.probe.check()
         except TimeoutError:
-            return ProbeResult(False, "timeout", None, self.wall(), "probe overran its timeout")
+            detail = (
+                f"no answer within {wait:.3f} s (adaptive timeout)"
+                if adaptive
+                else "probe overran its timeout"
+            )
+            return ProbeResult(False, "timeout", None, self.wall(), detail)
         except Exception as exc:  # a probe bug must not stop the breaker
             log.exception("probe.crashed", extra={"breaker": rt.cfg.name})
             return ProbeResult(False, "error", None, self.wall(), type(exc).__name__)
@@ -473,6 +482,7 @@ class Service:
         probes.inc()
         if result.rtt is not None:
             durations.observe(result.rtt)
+            rt.rtts.append(result.rtt)
         if not result.ok:
             rt.probe_failures_total += 1
             self.metrics.probe_failures.labels(rt.cfg.name, result.reason).inc()
@@ -490,7 +500,12 @@ class Service:
                     self._apply(rt, step)
 
     async def _passive_loop(self, rt: Runtime) -> None:
-        """Proxies' own failure counts, read once per interval, as an extra failure signal.
+        """Proxies' own failure counts as an extra failure signal.
+
+        Read several times per probe gap; a window is judged as soon as it holds
+        `passive_min_requests` (core.passive_window_closed), and a failing one counts
+        as a failed observation at once, so live traffic can open the breaker
+        between probes.
 
         Unknown is not a failure: Redis away, garbage in the key or a crash of this loop
         all clear `passive_failing`, so nothing here can latch a breaker open.
@@ -504,8 +519,10 @@ class Service:
     async def _passive_reads(self, rt: Runtime) -> None:
         ratio = rt.cfg.passive_failure_ratio
         assert ratio is not None
+        loop = asyncio.get_running_loop()
+        window_start = loop.time()
         while True:
-            await asyncio.sleep(rt.cfg.interval)
+            await asyncio.sleep(core.passive_read_period(rt.policy))
             try:
                 counts = await self.store.read_passive(rt.cfg.name)
             except StoreUnavailable:
@@ -518,14 +535,25 @@ class Service:
             if counts is None:
                 rt.passive_failing = False
                 continue
-            previous, rt.passive_seen = rt.passive_seen, counts
+            previous, now = rt.passive_seen, loop.time()
             if previous is None:
+                rt.passive_seen, window_start = counts, now
                 continue
             forwarded = max(0, counts[0] - previous[0])
             failed = max(0, counts[1] - previous[1])
+            if not core.passive_window_closed(
+                forwarded, now - window_start, rt.cfg.passive_min_requests, rt.cfg.interval
+            ):
+                continue
+            rt.passive_seen, window_start = counts, now
             rt.passive_failing = core.passive_failure(
                 forwarded, failed, ratio, rt.cfg.passive_min_requests
             )
+            if rt.passive_failing:
+                step = core.observe(
+                    rt.breaker, rt.policy, False, "passive", self.clock(), self.rand()
+                )
+                self._apply(rt, step, always_publish=True)
 
     # ------------------------------------------------------------ plumbing
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
+from breaker.core import detection_bound
+
 Mode = Literal["baseline", "protected"]
 MODES: tuple[Mode, ...] = ("baseline", "protected")
 Phase = Literal["normal", "locked_up", "restarted"]
@@ -85,13 +87,13 @@ class LabParams:
 
     @property
     def detection_bound(self) -> float:
-        """Lock-up → first local 503: `fall x interval + timeout + poll`."""
-        return self.fall * self.interval + self.timeout + self.poll_ms / 1000
+        """Lock-up → first local 503: the open bound + poll."""
+        return self.open_bound + self.poll_ms / 1000
 
     @property
     def open_bound(self) -> float:
-        """Lock-up → breaker open in the sidecar: `fall x interval + timeout`."""
-        return self.fall * self.interval + self.timeout
+        """Lock-up → breaker open in the sidecar (fast_interval: the default, timeout)."""
+        return detection_bound(self.interval, self.timeout, self.timeout, self.fall)
 
     def phase_at(self, t: float) -> Phase:
         if t < self.normal:

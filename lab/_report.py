@@ -75,7 +75,7 @@ def results(
         "params": params.as_dict(),
         "bounds": {
             "detection_s": round(params.detection_bound, 3),
-            "detection_formula": "fall x interval + timeout + poll",
+            "detection_formula": "interval + fall x timeout + poll",
             "open_s": round(params.open_bound, 3),
         },
         "counting": COUNTING,
@@ -148,7 +148,7 @@ def summary_table(params: LabParams, headlines: Mapping[Mode, Headline]) -> str:
         (
             "lock-up → first local 503",
             {m: _seconds(h[m].detection_s) for m in modes},
-            f"≤ {params.detection_bound:.2f} s (fall x interval + timeout + poll)",
+            f"≤ {params.detection_bound:.2f} s (interval + fall x timeout + poll)",
         ),
         (
             "lock-up → breaker open (sidecar)",
@@ -156,7 +156,7 @@ def summary_table(params: LabParams, headlines: Mapping[Mode, Headline]) -> str:
                 m: _seconds(h[m].breaker_open_s) + (" (not enforced)" if m == "baseline" else "")
                 for m in modes
             },
-            f"≤ {params.open_bound:.2f} s (fall x interval + timeout)",
+            f"≤ {params.open_bound:.2f} s (interval + fall x timeout)",
         ),
         (
             "requests sent toward the frozen server (new / with retransmissions)",

@@ -47,6 +47,7 @@ class Policy:
     reopen_backoff_max: float = 120.0
     jitter: float = 0.2
     force_max_ttl: float = 86400.0
+    fast_interval: float = 0.5  # probe gap while confirming a failure (core/_schedule.py)
 
 
 @dataclass(frozen=True, slots=True)

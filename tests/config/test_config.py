@@ -53,7 +53,7 @@ def test_issue_example_loads_as_written(tmp_path: Path) -> None:
         5060,
         "udp",
     )
-    assert b.slow_threshold == 0.25 and b.detection_bound == 3.5
+    assert b.slow_threshold == 0.25 and b.detection_bound == 2.5
 
 
 def test_shipped_example_config_is_valid() -> None:

@@ -39,7 +39,11 @@ def test_freeze_opens_breaker_within_bound(
 ) -> None:
     proc, _ = standin
     wait_until(lambda: redis_state(redis_server) == "closed", 10, what="closed in Redis")
-    bound = 3 * 0.2 + 0.1  # fall x interval + timeout
+    # interval + (fall - 1) x max(fast_interval, timeout) + timeout, fast_interval = timeout
+    bound = sidecar.get("/v1/breakers/presence").json()["detection_bound"]
+    assert bound == pytest.approx(0.2 + 2 * 0.1 + 0.1), (
+        f"expected the bound 0.5 s, API says {bound}"
+    )
     frozen_at = time.monotonic()
     proc.signal(signal.SIGSTOP)
     wait_until(lambda: redis_state(redis_server) == "open", 10, interval=0.005, what="open")

@@ -1,0 +1,86 @@
+"""A UDP relay that drops a share of datagrams at random, in both directions.
+
+For the false-alarm benchmark: probers talk to the relay, the relay to a healthy
+presence server. Each client address gets its own upstream socket (as a NAT
+would), so several probers can share one relay and every answer goes back to the
+prober that asked. Every datagram, request or answer, is dropped independently
+with probability `loss`; the relay counts what it forwarded and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import cast
+
+Address = tuple[str, int]
+
+
+class _Side(asyncio.DatagramProtocol):
+    def __init__(self, on_datagram: Callable[[bytes, Address], None]) -> None:
+        self.on_datagram = on_datagram
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
+        self.on_datagram(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        pass
+
+
+class LossyRelay:
+    def __init__(
+        self, listen: tuple[str, int], upstream: tuple[str, int], loss: float, seed: int
+    ) -> None:
+        self.listen = listen
+        self.upstream = upstream
+        self.loss = loss
+        self.rng = random.Random(seed)
+        self.forwarded = 0
+        self.dropped = 0
+        self._front = _Side(self._from_client)
+        self._backs: dict[tuple[str, int], _Side] = {}
+        self._opening: set[asyncio.Future[None]] = set()
+
+    async def start(self) -> LossyRelay:
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: self._front, local_addr=self.listen)
+        return self
+
+    def close(self) -> None:
+        for side in (self._front, *self._backs.values()):
+            if side.transport is not None:
+                side.transport.close()
+
+    def _keep(self) -> bool:
+        if self.rng.random() < self.loss:
+            self.dropped += 1
+            return False
+        self.forwarded += 1
+        return True
+
+    def _from_client(self, data: bytes, client: tuple[str, int]) -> None:
+        back = self._backs.get(client)
+        if back is None:
+            back = _Side(lambda d, _a, c=client: self._from_server(d, c))
+            self._backs[client] = back
+            task = asyncio.ensure_future(self._open(back, data))
+            self._opening.add(task)
+            task.add_done_callback(self._opening.discard)
+            return
+        if back.transport is not None and self._keep():
+            back.transport.sendto(data, self.upstream)
+
+    async def _open(self, back: _Side, first: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: back, local_addr=(self.listen[0], 0))
+        if back.transport is not None and self._keep():
+            back.transport.sendto(first, self.upstream)
+
+    def _from_server(self, data: bytes, client: tuple[str, int]) -> None:
+        if self._front.transport is not None and self._keep():
+            self._front.transport.sendto(data, client)
