@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,6 +30,7 @@ log = get_logger("breaker.service")
 TICK_INTERVAL = 0.1  # force expiry and ramp end are noticed within this
 RECENT_EVENTS = 200  # per breaker, served by the API while Redis is away
 PROBE_GRACE = 0.2
+GUARD_RUNS_INTERVAL = 5.0  # how often `breaker guard` outcome counts are read from Redis
 STOP_STEP_TIMEOUT = 1.0  # extra time before a probe that ignores its own timeout is cancelled
 
 
@@ -125,6 +127,9 @@ class Service:
             name: (self.metrics.probes.labels(name), self.metrics.probe_duration.labels(name))
             for name in self.runtimes
         }
+        for cfg in settings.breakers:
+            self.metrics.probe_timeout.labels(cfg.name).set(cfg.timeout)
+        self.metrics.info.labels(observer_id(settings)).set(1)
         self._tasks: list[asyncio.Task[None]] = []
         self._restored = False
         for rt in self.runtimes.values():
@@ -135,6 +140,7 @@ class Service:
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self.publisher.run(), name="publisher"))
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="tick"))
+        self._tasks.append(asyncio.create_task(self._guard_runs_loop(), name="guard-runs"))
         for rt in self.runtimes.values():
             self._tasks.append(
                 asyncio.create_task(self._probe_loop(rt), name=f"probe:{rt.cfg.name}")
@@ -282,6 +288,15 @@ class Service:
                 forwarded, failed, ratio, rt.cfg.passive_min_requests
             )
 
+    async def _guard_runs_loop(self) -> None:
+        """Re-export what short-lived `breaker guard` runs counted in Redis (docs/metrics.md)."""
+        names = self.names()
+        while True:
+            with contextlib.suppress(StoreUnavailable):
+                for name, counts in (await self.store.read_guard_runs(names)).items():
+                    self.metrics.guard_runs.update(name, counts)
+            await asyncio.sleep(GUARD_RUNS_INTERVAL)
+
     # ------------------------------------------------------------ plumbing
 
     def _apply(self, rt: Runtime, step: Step, always_publish: bool = False) -> None:
@@ -294,7 +309,15 @@ class Service:
     def _publish(self, rt: Runtime, events: tuple[Event, ...]) -> None:
         v = core.verdict(rt.breaker, rt.policy, self.clock())
         if v != rt.last_verdict:
-            self.metrics.set_state(v.name, v.state, v.admit, v.force is not None, v.epoch)
+            self.metrics.set_state(
+                v.name,
+                v.state,
+                v.admit,
+                v.force is not None,
+                v.epoch,
+                since=v.since,
+                force_until=v.force.until if v.force else 0.0,
+            )
             rt.last_verdict = v
         self.publisher.submit(v, events)
 
@@ -326,6 +349,13 @@ class Service:
             if stored_force is not None:
                 self._apply(rt, core.restore_force(rt.breaker, rt.policy, stored_force, now))
         self._restored = True
+
+
+def observer_id(settings: Settings) -> str:
+    """The `[cluster] observer` id where that section exists, else this host's name."""
+    cluster = getattr(settings, "cluster", None)
+    observer = getattr(cluster, "observer", None)
+    return str(observer) if observer else socket.gethostname()
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

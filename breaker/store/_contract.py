@@ -29,6 +29,11 @@ def passive_key(prefix: str, name: str) -> str:
     return f"{state_key(prefix, name)}:passive"
 
 
+def guard_runs_key(prefix: str, name: str) -> str:
+    """`breaker:{presence}:guard`: a hash of `breaker guard` outcome -> count (HINCRBY)."""
+    return f"{state_key(prefix, name)}:guard"
+
+
 def events_channel(prefix: str) -> str:
     return f"{prefix}{EVENTS_CHANNEL}"
 

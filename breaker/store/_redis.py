@@ -21,6 +21,7 @@ from breaker.store._contract import (
     event_from_stream,
     event_json,
     events_channel,
+    guard_runs_key,
     log_key,
     passive_key,
     state_key,
@@ -183,6 +184,17 @@ class RedisStore:
         if fields[0] is None:
             return None
         return int(fields[0] or 0), int(fields[1] or 0)
+
+    async def read_guard_runs(self, names: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Every breaker's `breaker guard` outcome counts, in one pipelined round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(guard_runs_key(self.prefix, name))
+        replies = await self._call(pipe.execute())
+        counts: dict[str, dict[str, int]] = {}
+        for name, fields in zip(names, replies, strict=True):
+            counts[name] = {k: int(v) for k, v in fields.items() if str(v).isdigit()}
+        return counts
 
     async def _call(self, awaitable: Any) -> Any:
         try:
