@@ -29,6 +29,7 @@ log = get_logger("breaker.service")
 
 TICK_INTERVAL = 0.1  # force expiry and ramp end are noticed within this
 RECENT_EVENTS = 200  # per breaker, served by the API while Redis is away
+RECENT_PROBES = 60  # per breaker, for the status page's RTT sparkline
 PROBE_GRACE = 0.2
 GUARD_RUNS_INTERVAL = 5.0  # how often `breaker guard` outcome counts are read from Redis
 STOP_STEP_TIMEOUT = 1.0  # extra time before a probe that ignores its own timeout is cancelled
@@ -70,6 +71,7 @@ class Runtime:
     passive_seen: tuple[int, int] | None = None
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
     last_verdict: Verdict | None = None  # metrics are only touched when this changes
+    recent_probes: deque[ProbeResult] = field(default_factory=lambda: deque(maxlen=RECENT_PROBES))
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,10 @@ class Service:
             passive_failing=rt.passive_failing,
         )
 
+    def recent_probes(self, name: str) -> list[ProbeResult]:
+        """Oldest first, the last RECENT_PROBES results: the status page draws them."""
+        return list(self.runtimes[name].recent_probes)
+
     def recent_events(self, name: str) -> list[dict[str, Any]]:
         """Newest first, from memory: what the API serves while Redis is away."""
         return list(reversed(self.runtimes[name].recent))
@@ -244,6 +250,7 @@ class Service:
 
     def _record_probe(self, rt: Runtime, result: ProbeResult) -> None:
         rt.last_probe = result
+        rt.recent_probes.append(result)
         rt.probes_total += 1
         probes, durations = self._probe_metrics[rt.cfg.name]
         probes.inc()

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from breaker import core
 from breaker._errors import StoreUnavailable
 from breaker.api._auth import Principal, TokenRegistry
+from breaker.api._page import page_router
 from breaker.core import InvalidForce, State
 from breaker.service import BreakerStatus, Service
 
@@ -268,4 +269,5 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
             generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
 
+    app.include_router(page_router(service, reader))  # GET / status page, docs/api.md
     return app

@@ -89,6 +89,7 @@ async def _serve(settings: Settings, tokens: TokenRegistry, listener: socket.soc
             log_config=None,
             access_log=False,
             lifespan="off",
+            timeout_graceful_shutdown=2,  # the status page's event streams never end by themselves
         )
     )
     await service.start()
