@@ -23,7 +23,13 @@ from breaker._logging import get_logger
 from breaker._metrics import Metrics
 from breaker.core import Breaker, Event, Policy, State, Step, Verdict
 from breaker.probes import Probe, ProbeResult, SipResolver, make_probe
-from breaker.store import Publisher, RedisStore, event_dict, force_from_fields
+from breaker.store import (
+    GUARD_OUTCOMES,
+    Publisher,
+    RedisStore,
+    event_dict,
+    force_from_fields,
+)
 
 log = get_logger("breaker.service")
 
@@ -131,6 +137,8 @@ class Service:
         }
         for cfg in settings.breakers:
             self.metrics.probe_timeout.labels(cfg.name).set(cfg.timeout)
+            # every outcome from 0, so the first refusal is already an increase
+            self.metrics.guard_runs.update(cfg.name, dict.fromkeys(GUARD_OUTCOMES, 0))
         self.metrics.info.labels(observer_id(settings)).set(1)
         self._tasks: list[asyncio.Task[None]] = []
         self._restored = False

@@ -2,6 +2,7 @@
 
 from breaker.store._contract import (
     CONTRACT_VERSION,
+    GUARD_OUTCOMES,
     event_dict,
     events_channel,
     force_from_fields,
@@ -15,6 +16,7 @@ from breaker.store._redis import RedisStore, WriteItem, WriteOutcome, connect
 
 __all__ = [
     "CONTRACT_VERSION",
+    "GUARD_OUTCOMES",
     "Publisher",
     "RedisStore",
     "WriteItem",

@@ -29,6 +29,17 @@ def passive_key(prefix: str, name: str) -> str:
     return f"{state_key(prefix, name)}:passive"
 
 
+# Fields of the guard_runs_key hash: what one `breaker guard` run ended as.
+GUARD_OUTCOMES = (
+    "ran",
+    "refused_open",
+    "refused_locked",
+    "refused_unknown",
+    "stopped_open",
+    "stopped_unknown",
+)
+
+
 def guard_runs_key(prefix: str, name: str) -> str:
     """`breaker:{presence}:guard`: a hash of `breaker guard` outcome -> count (HINCRBY)."""
     return f"{state_key(prefix, name)}:guard"
