@@ -7,7 +7,7 @@ the tests run in file order: scrape, lock-up, guard, dashboard, and last the sid
 Printed numbers (pytest -s) are the measurements quoted in docs/metrics.md.
 BREAKER_E2E_FOR=shipped keeps the shipped `for:` (minutes: a measurement, not a test run):
 
-    BREAKER_E2E_FOR=shipped pytest -s tests/alerts/test_alerting_e2e.py \
+    BREAKER_E2E_FOR=shipped pytest -s --timeout 600 tests/alerts/test_alerting_e2e.py \
         -k "scrapes or frozen or killed"
 """
 
@@ -26,9 +26,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.cli.harness import Standin
 from tests.kamailio.harness import PROXY_CFG, Kamailio, proxy_defines
 from tests.kamailio.sip import SipClient
-from tests.support.fleet import FleetSidecar, StandinProcess
+from tests.support.fleet import FleetSidecar, sip_target
 from tests.support.monitoring import Alertmanager, Prometheus, Webhook, shorten_for
 from tests.support.procs import RedisServer, free_port, free_port_both, wait_until
 from tests.support.sidecar import TOKEN
@@ -44,8 +45,8 @@ ALERT_WAIT = 30.0 + (300.0 if SHIPPED_FOR else 0.0)
 @dataclass
 class Stack:
     redis: RedisServer
-    presence: StandinProcess
-    blf: StandinProcess
+    presence: Standin
+    blf: Standin
     sidecar: FleetSidecar
     proxy: Kamailio
     metrics_port: int
@@ -61,13 +62,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         redis = RedisServer(work / "redis").start()
         stops.append(redis)
-        presence = StandinProcess(work / "standins", "presence").start()
-        stops.append(presence)
-        blf = StandinProcess(work / "standins", "blf").start()
-        stops.append(blf)
-        sidecar = FleetSidecar(
-            work / "sidecar", redis.url, {"presence": presence.target, "blf": blf.target}
-        ).start()
+        presence = Standin(work, "presence")
+        stops.append(presence.proc)
+        blf = Standin(work, "blf")
+        stops.append(blf.proc)
+        targets = {"presence": sip_target(presence.port), "blf": sip_target(blf.port)}
+        sidecar = FleetSidecar(work / "sidecar", redis.url, targets).start()
         stops.append(sidecar)
         sip_port, metrics_port = free_port_both(), free_port()
         defines = proxy_defines(
@@ -134,7 +134,7 @@ def test_frozen_server_delivers_the_open_alert_naming_the_breaker(stack: Stack) 
             got = client.send_all([client.mwi_publish(f"mbox{i}") for i in range(20)])
         codes = {r.code for r in got.values()}
     finally:
-        stack.presence.thaw()
+        stack.presence.resume()
     delay = found.at - frozen_at
     print(f"\nlock-up -> BreakerOpen at the webhook (shipped for: {SHIPPED_FOR}): {delay:.2f} s")
     assert found.alert["labels"]["severity"] == "page", found.alert

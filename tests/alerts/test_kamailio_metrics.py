@@ -20,13 +20,6 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def redis(workdir: Path) -> Iterator[RedisServer]:
-    server = RedisServer(workdir / "redis").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def responder(workdir: Path) -> Iterator[Responder]:
     # answers 500: every forwarded request is also a failed one
     stand_in = Responder(workdir / "responder", code=500).start()
@@ -41,13 +34,13 @@ def metrics(tmp_path_factory: pytest.TempPathFactory) -> int:
 
 @pytest.fixture(scope="module")
 def proxy(
-    workdir: Path, redis: RedisServer, responder: Responder, metrics: int
+    workdir: Path, module_redis: RedisServer, responder: Responder, metrics: int
 ) -> Iterator[Kamailio]:
     port = free_port_both()
     defines = proxy_defines(
         port,
         responder.port,
-        redis.port,
+        module_redis.port,
         WITH_METRICS=True,
         METRICS_LISTEN=f"tcp:127.0.0.1:{metrics}",
     )
@@ -57,8 +50,8 @@ def proxy(
 
 
 @pytest.fixture(scope="module")
-def verdict(redis: RedisServer) -> Iterator[BreakerHash]:
-    hash_ = BreakerHash(redis.port)
+def verdict(module_redis: RedisServer) -> Iterator[BreakerHash]:
+    hash_ = BreakerHash(module_redis.port)
     yield hash_
     hash_.client.close()
 

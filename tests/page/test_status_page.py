@@ -16,8 +16,9 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
+from tests.cli.harness import Standin
 from tests.support.browser import chromium
-from tests.support.fleet import FleetSidecar, StandinProcess
+from tests.support.fleet import FleetSidecar, sip_target
 from tests.support.procs import RedisServer, wait_until
 from tests.support.sidecar import TOKEN
 
@@ -31,31 +32,24 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def redis(workdir: Path) -> Iterator[RedisServer]:
-    server = RedisServer(workdir / "redis").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def standins(workdir: Path) -> Iterator[dict[str, StandinProcess]]:
-    started: dict[str, StandinProcess] = {}
+def standins(workdir: Path) -> Iterator[dict[str, Standin]]:
+    started: dict[str, Standin] = {}
     try:
         for name in NAMES:
-            started[name] = StandinProcess(workdir / "standins", name).start()
+            started[name] = Standin(workdir, name)
         yield started
     finally:
         for standin in started.values():
-            standin.stop()
+            standin.proc.stop()
 
 
 @pytest.fixture(scope="module")
 def sidecar(
-    workdir: Path, redis: RedisServer, standins: dict[str, StandinProcess]
+    workdir: Path, module_redis: RedisServer, standins: dict[str, Standin]
 ) -> Iterator[FleetSidecar]:
-    targets = {name: s.target for name, s in standins.items()}
+    targets = {name: sip_target(s.port) for name, s in standins.items()}
     # a long ramp keeps the thawed breaker visibly half open for the screenshot
-    sc = FleetSidecar(workdir / "sidecar", redis.url, targets, slow_start=60.0)
+    sc = FleetSidecar(workdir / "sidecar", module_redis.url, targets, slow_start=60.0)
     sc.start()
     yield sc
     sc.stop()
@@ -94,7 +88,7 @@ def test_page_shows_every_breaker(sidecar: FleetSidecar, browser: webdriver.Chro
 
 
 def test_frozen_server_turns_its_card_open_without_a_reload(
-    sidecar: FleetSidecar, browser: webdriver.Chrome, standins: dict[str, StandinProcess]
+    sidecar: FleetSidecar, browser: webdriver.Chrome, standins: dict[str, Standin]
 ) -> None:
     browser.get(sidecar.url + "/")
     wait_until(lambda: card_states(browser).get("presence") == "closed", 15, what="closed")
@@ -113,7 +107,7 @@ def test_frozen_server_turns_its_card_open_without_a_reload(
         )
         lag = time.monotonic() - api_open
     finally:
-        standins["presence"].thaw()
+        standins["presence"].resume()
     print(f"\nstatus page lag behind the API: {lag:.3f} s")
     assert browser.execute_script("return window.notReloaded === true;"), "page was reloaded"
     assert lag <= PAGE_LAG_LIMIT, f"expected the page within {PAGE_LAG_LIMIT}s, took {lag:.3f}s"
@@ -169,12 +163,15 @@ def test_force_button_asks_for_a_token_and_history_names_the_actor(
 
 def test_page_asks_for_a_read_token_when_open_reads_is_off(
     workdir: Path,
-    redis: RedisServer,
-    standins: dict[str, StandinProcess],
+    module_redis: RedisServer,
+    standins: dict[str, Standin],
     browser: webdriver.Chrome,
 ) -> None:
     closed = FleetSidecar(
-        workdir / "closed-sidecar", redis.url, {"private": standins["blf"].target}, open_reads=False
+        workdir / "closed-sidecar",
+        module_redis.url,
+        {"private": sip_target(standins["blf"].port)},
+        open_reads=False,
     ).start()
     try:
         browser.get(closed.url + "/")
@@ -183,6 +180,7 @@ def test_page_asks_for_a_read_token_when_open_reads_is_off(
         )
         assert "read token" in browser.find_element(By.ID, "token-why").text
         assert card_states(browser) == {}, "expected nothing shown before a read token"
+        assert "private" not in browser.page_source, "the breaker's name leaked before a token"
         browser.find_element(By.ID, "token").send_keys(TOKEN)
         browser.find_element(By.ID, "token-save").click()
         wait_until(lambda: card_states(browser) == {"private": "closed"}, 10, what="private card")

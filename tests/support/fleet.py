@@ -1,59 +1,15 @@
-"""A sidecar watching several SIP stand-ins, each its own process (SIGSTOP freezes it)."""
+"""A sidecar watching several SIP stand-ins (tests/cli/harness.Standin, SIGSTOP-able)."""
 
 from __future__ import annotations
 
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support.procs import Proc, free_port_both, wait_until
 from tests.support.sidecar import Sidecar
 
 
-class StandinProcess:
-    """tests/support/sip_standin.py in its own process group."""
-
-    def __init__(self, workdir: Path, label: str = "standin") -> None:
-        self.workdir = workdir
-        self.label = label
-        self.port = free_port_both()
-        self.proc: Proc | None = None
-
-    @property
-    def target(self) -> str:
-        return f"sip:127.0.0.1:{self.port};transport=udp"
-
-    def start(self) -> StandinProcess:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        counts = self.workdir / f"{self.label}.json"
-        self.proc = Proc(
-            [
-                sys.executable,
-                "-m",
-                "tests.support.sip_standin",
-                "--port",
-                str(self.port),
-                "--count-file",
-                str(counts),
-            ],
-            self.workdir / f"{self.label}.log",
-        )
-        wait_until(counts.exists, 10, what=f"stand-in {self.label} to listen")
-        return self
-
-    def freeze(self) -> None:
-        assert self.proc is not None
-        self.proc.signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.proc is not None
-        self.proc.signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.stop()
-            self.proc = None
+def sip_target(port: int) -> str:
+    return f"sip:127.0.0.1:{port};transport=udp"
 
 
 class FleetSidecar(Sidecar):
