@@ -274,7 +274,9 @@ async def run_command(
             say(f"cannot run {argv[0]!r}: {exc.strerror or exc}")
             return ExitCode.NOT_EXECUTABLE
         code = await _supervise(job, watch, opts.grace, say)
-        await watch.count(_OUTCOMES.get(code, "ran"))
+        # only the stop codes: a job may exit 75 (EX_TEMPFAIL) itself, which is "ran"
+        stopped = code in (ExitCode.STOPPED_OPEN, ExitCode.STOPPED_UNKNOWN)
+        await watch.count(_OUTCOMES[code] if stopped else "ran")
         return code
     finally:
         await watch.close()
