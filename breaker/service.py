@@ -203,6 +203,15 @@ class Service:
             passive_failing=rt.passive_failing,
         )
 
+    async def settle(self, within: float = 0.5) -> None:
+        """Read-your-writes: let the publisher write what is queued before Redis is read back
+        (a history read right after a force must see the force). Bounded; skipped while down."""
+        if not self.publisher.up:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self.publisher.wait_flushed()
+
     def recent_probes(self, name: str) -> list[ProbeResult]:
         """Oldest first, the last RECENT_PROBES results: the status page draws them."""
         return list(self.runtimes[name].recent_probes)

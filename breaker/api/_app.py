@@ -243,6 +243,7 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
     ) -> HistoryOut:
         after = time.time() - since if since is not None else None
         try:
+            await service.settle()
             events = await service.store.history(name, after, limit)
             return HistoryOut(name=name, source="redis", events=events)
         except StoreUnavailable:

@@ -187,10 +187,10 @@ class RedisStore:
 
     async def read_guard_runs(self, names: Sequence[str]) -> dict[str, dict[str, int]]:
         """Every breaker's `breaker guard` outcome counts, in one pipelined round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        for name in names:
-            pipe.hgetall(guard_runs_key(self.prefix, name))
-        replies = await self._call(pipe.execute())
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(guard_runs_key(self.prefix, name))
+            replies = await self._call(pipe.execute())
         counts: dict[str, dict[str, int]] = {}
         for name, fields in zip(names, replies, strict=True):
             counts[name] = {k: int(v) for k, v in fields.items() if str(v).isdigit()}
