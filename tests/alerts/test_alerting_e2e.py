@@ -27,11 +27,12 @@ import httpx
 import pytest
 
 from tests.cli.harness import Standin
-from tests.kamailio.harness import PROXY_CFG, Kamailio, proxy_defines
+from tests.kamailio.harness import Kamailio
 from tests.kamailio.sip import SipClient
 from tests.support.fleet import FleetSidecar, sip_target
+from tests.support.kamailio_metrics import metrics_proxy
 from tests.support.monitoring import Alertmanager, Prometheus, Webhook, shorten_for
-from tests.support.procs import RedisServer, free_port, free_port_both, wait_until
+from tests.support.procs import RedisServer, free_port, wait_until
 from tests.support.sidecar import TOKEN
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,15 +70,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         targets = {"presence": sip_target(presence.port), "blf": sip_target(blf.port)}
         sidecar = FleetSidecar(work / "sidecar", redis.url, targets).start()
         stops.append(sidecar)
-        sip_port, metrics_port = free_port_both(), free_port()
-        defines = proxy_defines(
-            sip_port,
-            presence.port,
-            redis.port,
-            WITH_METRICS=True,
-            METRICS_LISTEN=f"tcp:127.0.0.1:{metrics_port}",
-        )
-        proxy = Kamailio(PROXY_CFG, work / "proxy", sip_port, defines).start()
+        metrics_port = free_port()
+        proxy = metrics_proxy(work / "proxy", presence.port, redis.port, metrics_port).start()
         stops.append(proxy)
         webhook = Webhook().start()
         stops.append(webhook)

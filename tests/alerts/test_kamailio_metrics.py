@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.kamailio.harness import PROXY_CFG, BreakerHash, Kamailio, Responder, proxy_defines
+from tests.kamailio.harness import BreakerHash, Kamailio, Responder
 from tests.kamailio.sip import SipClient
-from tests.support.kamailio_metrics import value
-from tests.support.procs import RedisServer, free_port, free_port_both, wait_until
+from tests.support.kamailio_metrics import metrics_proxy, value
+from tests.support.procs import RedisServer, free_port, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +36,8 @@ def metrics(tmp_path_factory: pytest.TempPathFactory) -> int:
 def proxy(
     workdir: Path, module_redis: RedisServer, responder: Responder, metrics: int
 ) -> Iterator[Kamailio]:
-    port = free_port_both()
-    defines = proxy_defines(
-        port,
-        responder.port,
-        module_redis.port,
-        WITH_METRICS=True,
-        METRICS_LISTEN=f"tcp:127.0.0.1:{metrics}",
-    )
-    kamailio = Kamailio(PROXY_CFG, workdir / "proxy", port, defines).start()
+    kamailio = metrics_proxy(workdir / "proxy", responder.port, module_redis.port, metrics)
+    kamailio.start()
     yield kamailio
     kamailio.stop()
 
