@@ -4,7 +4,8 @@ The same kamailio-config/kamailio.cfg three ways, round by round (interleaved, s
 noisy neighbour hurts all three alike):
   - baseline: `-A WITHOUT_BREAKER` (no include, no route calls), forwarding;
   - breaker closed: the breaker route, verdict closed, forwarding;
-  - breaker open: the breaker route, verdict open, local stateless 503.
+  - breaker open: the breaker route, verdict open, local stateless 503;
+  - the same two with `-A WITH_METRICS` (xhttp_prom counters incremented per request).
 The proxy runs alone on core 0; sipp (100 PUBLISH in flight, as fast as answers
 come) and a stateless Kamailio answering 200 share core 1. Reported per variant:
 PUBLISH/s answered (wall clock) and proxy CPU per PUBLISH (utime+stime of every
@@ -26,23 +27,31 @@ from bench._common import (
     median,
     wait_verdict,
 )
-from lab._procs import (
-    Kamailio,
-    Redis,
-)
+from lab._procs import Define, Kamailio, Redis, free_port
 
 GOAL = 0.95
 VARIANTS: tuple[tuple[str, str | None, str], ...] = (
     ("baseline (no breaker route), forwarding", None, "publish"),
     ("breaker closed, forwarding", "closed", "publish"),
     ("breaker open, local 503", "open", "publish_503"),
+    ("breaker closed + metrics, forwarding", "closed", "publish"),
+    ("breaker open + metrics, local 503", "open", "publish_503"),
 )
+WITH_METRICS = {name for name, *_ in VARIANTS if "+ metrics" in name}
 
 
-def _proxy(workdir: Path, responder_port: int, redis_port: int, breaker: bool) -> Kamailio:
+def _proxy(
+    workdir: Path, responder_port: int, redis_port: int, breaker: bool, metrics: bool = False
+) -> Kamailio:
+    extra: dict[str, Define] = {}
+    if metrics:
+        extra["WITH_METRICS"] = True
+        extra["METRICS_LISTEN"] = f"tcp:127.0.0.1:{free_port()}"
     if breaker:
-        return measured_proxy(workdir, responder_port, redis_port, BREAKER_POLL_MS=100)
-    return measured_proxy(workdir, responder_port, redis_port, WITHOUT_BREAKER=True)
+        extra["BREAKER_POLL_MS"] = 100
+    else:
+        extra["WITHOUT_BREAKER"] = True
+    return measured_proxy(workdir, responder_port, redis_port, **extra)
 
 
 def run(quick: bool, workdir: Path) -> Result:
@@ -61,7 +70,9 @@ def run(quick: bool, workdir: Path) -> Result:
         with fast_responder(workdir / "responder") as responder:
             for _ in range(rounds):
                 for name, state, scenario in VARIANTS:
-                    proxy = _proxy(workdir, responder.port, redis.port, state is not None)
+                    proxy = _proxy(
+                        workdir, responder.port, redis.port, state is not None, name in WITH_METRICS
+                    )
                     proxy.start()
                     try:
                         if state is not None:
@@ -94,13 +105,15 @@ def run(quick: bool, workdir: Path) -> Result:
                 ],
             }
         )
-    closed, opened = variants[1], variants[2]
+    closed, opened, closed_m, opened_m = variants[1], variants[2], variants[3], variants[4]
     result.data = {"calls_per_flood": calls, "rounds": rounds, "variants": variants}
     result.met = closed["answered_ratio"] >= GOAL and opened["answered_ratio"] >= GOAL
     result.summary = (
         f"closed {closed['answered_ratio']:.2f}x, open {opened['answered_ratio']:.2f}x the "
         f"baseline's {base_rate:.0f} PUBLISH/s answered (CPU per PUBLISH: closed "
-        f"{closed['cpu_capacity_ratio']}x, open {opened['cpu_capacity_ratio']}x capacity)"
+        f"{closed['cpu_capacity_ratio']}x, open {opened['cpu_capacity_ratio']}x capacity); "
+        f"with Kamailio metrics on: closed {closed_m['answered_ratio']:.2f}x, "
+        f"open {opened_m['answered_ratio']:.2f}x"
     )
     result.notes.append(
         "answered/s is bounded by the load core (sipp + stand-in share core 1); "

@@ -1,8 +1,15 @@
-"""Prometheus metrics, one registry per service so tests can run several side by side."""
+"""Prometheus metrics, one registry per service so tests can run several side by side.
+
+docs/metrics.md lists every metric and the alert rules (deploy/prometheus/) that use it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from breaker.core import State
 
@@ -69,10 +76,73 @@ class Metrics:
             "Events dropped because the pending queue was full",
             registry=r,
         )
+        self.since = Gauge(
+            "breaker_state_since_timestamp_seconds",
+            "When the current effective state began (Unix time)",
+            ["name"],
+            registry=r,
+        )
+        self.force_expiry = Gauge(
+            "breaker_force_expiry_timestamp_seconds",
+            "When the active force expires by itself (Unix time); 0 when not forced",
+            ["name"],
+            registry=r,
+        )
+        self.probe_timeout = Gauge(
+            "breaker_probe_timeout_seconds",
+            "Configured probe timeout: the rules compare probe RTT against it",
+            ["name"],
+            registry=r,
+        )
+        self.info = Gauge(
+            "breaker_sidecar_info",
+            "Always 1; its labels say which observer this sidecar is",
+            ["observer"],
+            registry=r,
+        )
+        self.guard_runs = GuardRuns()
+        r.register(self.guard_runs)
 
-    def set_state(self, name: str, state: State, admit: int, forced: bool, epoch: int) -> None:
+    def set_state(
+        self,
+        name: str,
+        state: State,
+        admit: int,
+        forced: bool,
+        epoch: int,
+        *,
+        since: float = 0.0,
+        force_until: float = 0.0,
+    ) -> None:
         for candidate in State:
             self.state.labels(name, candidate.value).set(1 if candidate is state else 0)
         self.admit.labels(name).set(admit)
         self.forced.labels(name).set(1 if forced else 0)
         self.epoch.labels(name).set(epoch)
+        self.since.labels(name).set(since)
+        self.force_expiry.labels(name).set(force_until if forced else 0.0)
+
+
+class GuardRuns(Collector):
+    """`breaker guard` outcomes, counted in Redis by the short-lived guard processes.
+
+    The guard cannot be scraped (it lives seconds), so each run HINCRBYs its outcome in
+    `breaker:{name}:guard` and the sidecar re-exports the totals it last read as counters.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def update(self, name: str, counts: dict[str, int]) -> None:
+        for outcome, value in counts.items():
+            self.counts[(name, outcome)] = value
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "breaker_guard_runs",
+            "breaker guard runs by outcome (ran, refused_*, stopped_*), read from Redis",
+            labels=["name", "outcome"],
+        )
+        for (name, outcome), value in sorted(self.counts.items()):
+            family.add_metric([name, outcome], value)
+        yield family

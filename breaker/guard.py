@@ -50,7 +50,7 @@ from breaker.client._redis import (
     redis_client,
 )
 from breaker.core._guard import Action, Cause, Decision, OnUnknown, decide
-from breaker.store import state_key
+from breaker.store import guard_runs_key, state_key
 
 log = logging.getLogger("breaker.guard")
 
@@ -72,6 +72,14 @@ class ExitCode(IntEnum):
     NOT_FOUND = 127  # as the shell: no such command
 
 
+# `breaker_guard_runs_total{outcome}`: what each ExitCode the guard decided is counted as
+_OUTCOMES: dict[int, str] = {
+    ExitCode.OPEN: "refused_open",
+    ExitCode.LOCKED: "refused_locked",
+    ExitCode.UNKNOWN: "refused_unknown",
+    ExitCode.STOPPED_OPEN: "stopped_open",
+    ExitCode.STOPPED_UNKNOWN: "stopped_unknown",
+}
 _REFUSED = {Cause.OPEN: ExitCode.OPEN, Cause.UNKNOWN: ExitCode.UNKNOWN}
 _STOPPED = {Cause.OPEN: ExitCode.STOPPED_OPEN, Cause.UNKNOWN: ExitCode.STOPPED_UNKNOWN}
 
@@ -201,6 +209,14 @@ class _Watch:
         ttl = self.opts.lock_ttl
         return ttl / 3 if state is LockState.HELD else min(self.opts.poll, ttl / 3)
 
+    async def count(self, outcome: str) -> None:
+        """Best effort: HINCRBY the outcome so the sidecar can export it (docs/metrics.md)."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(0.5):
+                await self._client.hincrby(
+                    guard_runs_key(self.opts.prefix, self.opts.name), outcome
+                )
+
     async def close(self) -> None:
         if self._feed_task is not None:
             self._feed_task.cancel()
@@ -231,6 +247,7 @@ async def run_command(
         except GuardRefused as exc:
             if not (quiet and exc.exit_code in (ExitCode.OPEN, ExitCode.LOCKED)):
                 say(str(exc))
+            await watch.count(_OUTCOMES.get(exc.exit_code, "refused_unknown"))
             return exc.exit_code
         try:
             job = _Job(argv)
@@ -240,7 +257,11 @@ async def run_command(
         except OSError as exc:
             say(f"cannot run {argv[0]!r}: {exc.strerror or exc}")
             return ExitCode.NOT_EXECUTABLE
-        return await _supervise(job, watch, opts.grace, say)
+        code = await _supervise(job, watch, opts.grace, say)
+        # only the stop codes: a job may exit 75 (EX_TEMPFAIL) itself, which is "ran"
+        stopped = code in (ExitCode.STOPPED_OPEN, ExitCode.STOPPED_UNKNOWN)
+        await watch.count(_OUTCOMES[code] if stopped else "ran")
+        return code
     finally:
         await watch.close()
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import random
+import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from breaker._metrics import Metrics
 from breaker.core import Breaker, Event, Policy, State, Step, Verdict
 from breaker.probes import Probe, ProbeResult, SipResolver, make_probe
 from breaker.store import (
+    GUARD_OUTCOMES,
     ForceOp,
     Publisher,
     RedisStore,
@@ -37,7 +39,9 @@ log = get_logger("breaker.service")
 
 TICK_INTERVAL = 0.1  # force expiry and ramp end are noticed within this
 RECENT_EVENTS = 200  # per breaker, served by the API while Redis is away
+RECENT_PROBES = 60  # per breaker, for the status page's RTT sparkline
 PROBE_GRACE = 0.2
+GUARD_RUNS_INTERVAL = 5.0  # how often `breaker guard` outcome counts are read from Redis
 STOP_STEP_TIMEOUT = 1.0  # extra time before a probe that ignores its own timeout is cancelled
 TASK_BACKOFF_START = 0.1  # a crashed background task restarts after this, doubling
 TASK_BACKOFF_MAX = 5.0
@@ -102,6 +106,7 @@ class Runtime:
     last_verdict: Verdict | None = None  # metrics are only touched when this changes
     published: Verdict | None = None  # fleet mode: the fleet verdict of the last vote (unix)
     force_ops: deque[ForceOp] = field(default_factory=deque)  # fleet mode: not yet sent
+    recent_probes: deque[ProbeResult] = field(default_factory=lambda: deque(maxlen=RECENT_PROBES))
 
 
 @dataclass
@@ -112,6 +117,7 @@ class TaskHealth:
     in_a_row: int = 0
     last_error: str = ""
     last_crash: float | None = None  # monotonic
+    recent_probes: deque[ProbeResult] = field(default_factory=lambda: deque(maxlen=RECENT_PROBES))
 
 
 @dataclass(frozen=True)
@@ -204,6 +210,11 @@ class Service:
             name: (self.metrics.probes.labels(name), self.metrics.probe_duration.labels(name))
             for name in self.runtimes
         }
+        for cfg in settings.breakers:
+            self.metrics.probe_timeout.labels(cfg.name).set(cfg.timeout)
+            # every outcome from 0, so the first refusal is already an increase
+            self.metrics.guard_runs.update(cfg.name, dict.fromkeys(GUARD_OUTCOMES, 0))
+        self.metrics.info.labels(observer_id(settings)).set(1)
         self._tasks: list[asyncio.Task[None]] = []
         self.tasks: dict[str, TaskHealth] = {}
         self._restored = False
@@ -232,7 +243,7 @@ class Service:
                 self._log_event_data(prt.recent, event)
             if prt.verdict != previous:
                 v = prt.verdict
-                self.metrics.set_state(v.name, v.state, v.admit, False, v.epoch)
+                self._show_state(v)
             self.publisher.submit(prt.verdict, events)
 
     def pool_status(self, name: str) -> PoolStatus:
@@ -264,6 +275,7 @@ class Service:
             self._publish(rt, ())
         self._spawn("publisher", self.publisher.run)
         self._spawn("tick", self._tick_loop)
+        self._spawn("guard-runs", self._guard_runs_loop)
         for rt in self.runtimes.values():
             self._spawn(f"probe:{rt.cfg.name}", functools.partial(self._probe_loop, rt))
             if rt.cfg.passive_failure_ratio is not None:
@@ -357,6 +369,19 @@ class Service:
             passive_failing=rt.passive_failing,
         )
 
+    async def settle(self, within: float = 0.5) -> None:
+        """Read-your-writes: let the publisher write what is queued before Redis is read back
+        (a history read right after a force must see the force). Bounded; skipped while down."""
+        if not self.publisher.up:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self.publisher.wait_flushed()
+
+    def recent_probes(self, name: str) -> list[ProbeResult]:
+        """Oldest first, the last RECENT_PROBES results: the status page draws them."""
+        return list(self.runtimes[name].recent_probes)
+
     def recent_events(self, name: str) -> list[dict[str, Any]]:
         """Newest first, from memory: what the API serves while Redis is away."""
         if name in self.pools:
@@ -418,7 +443,7 @@ class Service:
         assert v is not None
         rt.published = v
         if v != rt.last_verdict:
-            self.metrics.set_state(v.name, v.state, v.admit, v.force is not None, v.epoch)
+            self._show_state(v)
             rt.last_verdict = v
         if outcome.other:
             observer, _, theirs = outcome.other.partition("|")
@@ -477,6 +502,7 @@ class Service:
 
     def _record_probe(self, rt: Runtime, result: ProbeResult) -> None:
         rt.last_probe = result
+        rt.recent_probes.append(result)
         rt.probes_total += 1
         probes, durations = self._probe_metrics[rt.cfg.name]
         probes.inc()
@@ -555,6 +581,15 @@ class Service:
                 )
                 self._apply(rt, step, always_publish=True)
 
+    async def _guard_runs_loop(self) -> None:
+        """Re-export what short-lived `breaker guard` runs counted in Redis (docs/metrics.md)."""
+        names = self.names()
+        while True:
+            with contextlib.suppress(StoreUnavailable):
+                for name, counts in (await self.store.read_guard_runs(names)).items():
+                    self.metrics.guard_runs.update(name, counts)
+            await asyncio.sleep(GUARD_RUNS_INTERVAL)
+
     # ------------------------------------------------------------ plumbing
 
     def _wall_offset(self) -> float:
@@ -582,11 +617,23 @@ class Service:
     def _publish(self, rt: Runtime, events: tuple[Event, ...]) -> None:
         v = self._verdict(rt)
         if v != rt.last_verdict and self.settings.cluster is None:
-            self.metrics.set_state(v.name, v.state, v.admit, v.force is not None, v.epoch)
+            self._show_state(v)
             rt.last_verdict = v
         self.publisher.submit(v, events)
         if rt.cfg.name in self._pools_of:
             self._publish_pools(rt.cfg.name)
+
+    def _show_state(self, v: Verdict) -> None:
+        """The state gauges, from a verdict in unix seconds (alerts compare with time())."""
+        self.metrics.set_state(
+            v.name,
+            v.state,
+            v.admit,
+            v.force is not None,
+            v.epoch,
+            since=v.since,
+            force_until=v.force.until if v.force else 0.0,
+        )
 
     def _log_event(self, rt: Runtime, event: Event) -> None:
         self._log_event_data(rt.recent, event)
@@ -633,6 +680,11 @@ class Service:
         if forgotten:
             log.info("store.forgot_unconfigured", extra={"breakers": forgotten})
         self._restored = True
+
+
+def observer_id(settings: Settings) -> str:
+    """The `[cluster] observer` id where that section exists, else this host's name."""
+    return settings.cluster.observer if settings.cluster else socket.gethostname()
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

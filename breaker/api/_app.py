@@ -26,11 +26,13 @@ from breaker._config import NAME_PATTERN
 from breaker._errors import StoreUnavailable
 from breaker.api._auth import Principal, TokenRegistry
 from breaker.api._gate import MAX_BODY, PRINCIPAL, Gate, Need
+from breaker.api._page import add_status_page
 from breaker.core import InvalidForce, State
 from breaker.service import BreakerStatus, PoolStatus, Service
 
 # Paths that stay open whatever open_reads says: orchestrators and Prometheus poll them.
-ALWAYS_OPEN = frozenset({"/healthz", "/readyz", "/metrics"})
+# "/" is the status page's shell: it carries no data and asks for a token itself.
+ALWAYS_OPEN = frozenset({"/", "/healthz", "/readyz", "/metrics"})
 HISTORY_SINCE_MAX = 10 * 365 * 86400.0  # seconds ago; the audit stream holds far less
 
 # Control characters (C0, DEL, C1) and Unicode line/paragraph separators: a reason with
@@ -417,6 +419,7 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
     ) -> HistoryOut:
         after = time.time() - since if since is not None else None
         try:
+            await service.settle()
             events = await service.store.history(name, after, limit)
             return HistoryOut(name=name, source="redis", events=events)
         except StoreUnavailable:
@@ -457,6 +460,7 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
             generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
 
+    add_status_page(app, service)  # GET / and its stream, docs/api.md
     _document(app, service, open_reads)
 
     def need(route: BaseRoute) -> Need:
@@ -499,7 +503,7 @@ def _document(app: FastAPI, service: Service, open_reads: bool) -> None:
                     if open_reads
                     else "Reads, /openapi.json and /docs need a read or operate token."
                 )
-                + " /healthz, /readyz and /metrics are always open.",
+                + " /healthz, /readyz, /metrics and the status page's shell (/) are always open.",
             )
             ttl = schema["components"]["schemas"]["ForceIn"]["properties"]["ttl"]
             ttl["maximum"] = max_ttl

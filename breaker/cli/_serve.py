@@ -91,6 +91,7 @@ async def _serve(settings: Settings, tokens: TokenRegistry, listener: socket.soc
             access_log=False,
             lifespan="off",
             **UVICORN_LIMITS,
+            timeout_graceful_shutdown=2,  # the status page's event streams never end by themselves
         )
     )
     await service.start()

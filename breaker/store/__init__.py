@@ -3,9 +3,11 @@
 from breaker.store._connect import RedisClient, connect
 from breaker.store._contract import (
     CONTRACT_VERSION,
+    GUARD_OUTCOMES,
     event_dict,
     events_channel,
     force_from_fields,
+    guard_runs_key,
     log_key,
     meta_key,
     passive_key,
@@ -19,6 +21,7 @@ from breaker.store._redis import RedisStore, WriteItem, WriteOutcome
 
 __all__ = [
     "CONTRACT_VERSION",
+    "GUARD_OUTCOMES",
     "ForceOp",
     "Publisher",
     "RedisClient",
@@ -31,6 +34,7 @@ __all__ = [
     "event_dict",
     "events_channel",
     "force_from_fields",
+    "guard_runs_key",
     "log_key",
     "meta_key",
     "passive_key",

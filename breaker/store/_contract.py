@@ -66,6 +66,22 @@ def digest(fields: dict[str, str]) -> str:
     return hashlib.sha1(joined.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
+# Fields of the guard_runs_key hash: what one `breaker guard` run ended as.
+GUARD_OUTCOMES = (
+    "ran",
+    "refused_open",
+    "refused_locked",
+    "refused_unknown",
+    "stopped_open",
+    "stopped_unknown",
+)
+
+
+def guard_runs_key(prefix: str, name: str) -> str:
+    """`breaker:{presence}:guard`: a hash of `breaker guard` outcome -> count (HINCRBY)."""
+    return f"{state_key(prefix, name)}:guard"
+
+
 def events_channel(prefix: str) -> str:
     return f"{prefix}{EVENTS_CHANNEL}"
 

@@ -28,6 +28,7 @@ from breaker.store._contract import (
     event_from_stream,
     event_json,
     events_channel,
+    guard_runs_key,
     log_key,
     meta_key,
     passive_key,
@@ -323,6 +324,19 @@ class RedisStore:
             raise ValueError(
                 f"{passive_key(self.prefix, name)} holds non-integer counters"
             ) from None
+        return counts
+
+    async def read_guard_runs(self, names: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Every breaker's `breaker guard` outcome counts, in one pipelined round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(guard_runs_key(self.prefix, name))
+            replies = await self._call(pipe.execute(raise_on_error=False))
+        counts: dict[str, dict[str, int]] = {}
+        for name, fields in zip(names, replies, strict=True):
+            if isinstance(fields, BaseException):  # a foreign key of the wrong type: skip it
+                continue
+            counts[name] = {k: int(v) for k, v in fields.items() if str(v).isdigit()}
         return counts
 
     async def _call(self, awaitable: Any) -> Any:

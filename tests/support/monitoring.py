@@ -1,0 +1,223 @@
+"""Debian's Prometheus and Alertmanager, and a webhook receiver, for end-to-end alert tests."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.support.procs import Proc, free_port, wait_until
+
+PROMETHEUS = "/usr/bin/prometheus"
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+
+
+def shorten_for(rules: Path, target: Path, duration: str) -> Path:
+    """A copy of the shipped rules with every `for:` set to `duration`; nothing else changes."""
+    doc = yaml.safe_load(rules.read_text())
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            if "for" in rule:
+                rule["for"] = duration
+    target.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return target
+
+
+def _ready(url: str, proc: Proc, what: str) -> bool:
+    if not proc.alive():
+        raise AssertionError(f"{what} exited:\n{proc.output()[-3000:]}")
+    try:
+        return httpx.get(url, timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class Prometheus:
+    """`prometheus` scraping `jobs` every `interval`, with `rules`, alerting `alertmanager`."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        jobs: Mapping[str, Iterable[str]],
+        rules: Path,
+        alertmanager: str,
+        interval: str = "1s",
+    ) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "rule_files": [str(rules)],
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
+            "scrape_configs": [
+                {
+                    "job_name": job,
+                    "scrape_timeout": interval,
+                    "static_configs": [{"targets": list(targets)}],
+                }
+                for job, targets in jobs.items()
+            ],
+        }
+        self.config = workdir / "prometheus.yml"
+        self.config.write_text(yaml.safe_dump(config))
+        self.proc: Proc | None = None
+
+    def start(self) -> Prometheus:
+        self.proc = Proc(
+            [
+                PROMETHEUS,
+                f"--config.file={self.config}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            self.workdir / "prometheus.log",
+        )
+        proc = self.proc
+        wait_until(lambda: _ready(f"{self.url}/-/ready", proc, "prometheus"), 30, what="prometheus")
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+            self.proc = None
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """Instant query; raises AssertionError with Prometheus' message on an error."""
+        got = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5).json()
+        if got.get("status") != "success":
+            raise AssertionError(f"query {expr!r} failed: {got.get('error')}")
+        result: list[dict[str, Any]] = got["data"]["result"]
+        return result
+
+    def query_range(self, expr: str, seconds: float, step: str = "1s") -> list[dict[str, Any]]:
+        now = time.time()
+        got = httpx.get(
+            f"{self.url}/api/v1/query_range",
+            params={"query": expr, "start": now - seconds, "end": now, "step": step},
+            timeout=5,
+        ).json()
+        if got.get("status") != "success":
+            raise AssertionError(f"query {expr!r} failed: {got.get('error')}")
+        result: list[dict[str, Any]] = got["data"]["result"]
+        return result
+
+    def targets_up(self, job: str) -> bool:
+        return any(s["value"][1] == "1" for s in self.query(f'up{{job="{job}"}}'))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    at: float  # time.monotonic() when the webhook received it
+    alert: dict[str, Any]
+
+
+class Webhook:
+    """An HTTP server on loopback recording every alert Alertmanager posts."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[Delivery] = []
+        self._lock = threading.Lock()
+        webhook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                now = time.monotonic()
+                with webhook._lock:
+                    webhook.deliveries += [Delivery(now, a) for a in body.get("alerts", [])]
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> Webhook:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def firing(self, alertname: str, after: float = 0.0, **labels: str) -> Delivery | None:
+        """The first delivery at or after `after` of `alertname` firing with these labels."""
+        with self._lock:
+            for d in self.deliveries:
+                got = d.alert.get("labels", {})
+                if (
+                    d.at >= after
+                    and d.alert.get("status") == "firing"
+                    and got.get("alertname") == alertname
+                    and all(got.get(k) == v for k, v in labels.items())
+                ):
+                    return d
+        return None
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted({d.alert["labels"].get("alertname", "") for d in self.deliveries})
+
+
+class Alertmanager:
+    """`prometheus-alertmanager` routing everything to `webhook`, gossip off, short waits."""
+
+    def __init__(self, workdir: Path, webhook: str, group_wait: str = "1s") -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = {
+            "route": {
+                "receiver": "test",
+                "group_by": ["alertname", "breaker", "instance"],
+                "group_wait": group_wait,
+                "group_interval": "1s",
+                "repeat_interval": "1h",
+            },
+            "receivers": [
+                {"name": "test", "webhook_configs": [{"url": webhook, "send_resolved": True}]}
+            ],
+        }
+        self.config = workdir / "alertmanager.yml"
+        self.config.write_text(yaml.safe_dump(config))
+        self.proc: Proc | None = None
+
+    def start(self) -> Alertmanager:
+        self.proc = Proc(
+            [
+                ALERTMANAGER,
+                f"--config.file={self.config}",
+                f"--storage.path={self.workdir / 'data'}",
+                f"--web.listen-address={self.address}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+            self.workdir / "alertmanager.log",
+        )
+        proc = self.proc
+        wait_until(
+            lambda: _ready(f"http://{self.address}/-/ready", proc, "alertmanager"),
+            30,
+            what="alertmanager",
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+            self.proc = None
