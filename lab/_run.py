@@ -525,7 +525,14 @@ async def _drive(env: Environment, params: LabParams, tick: Tick | None) -> RunR
 
     async def call(n: int) -> None:
         kind, target = env.target_of(n)
-        result = await short_call(call_uac, f"call{n}", target, params.call_deadline, CALL_GIVE_UP)
+        started = time.time()
+        try:
+            result = await short_call(
+                call_uac, f"call{n}", target, params.call_deadline, CALL_GIVE_UP
+            )
+        except asyncio.CancelledError:  # still unanswered when the run ended: it failed
+            record.calls.append(CallRecord(started, False, None, None, kind))
+            raise
         record.calls.append(
             CallRecord(
                 result.started_at, result.ok_within, result.setup_status, result.setup_time, kind

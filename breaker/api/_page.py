@@ -35,8 +35,9 @@ def _template() -> jinja2.Template:
 
 
 def snapshot(service: Service) -> dict[str, Any]:
-    """What the page draws: every breaker as the API shows it, plus RTTs and recent history."""
-    from breaker.api._app import breaker_out  # _app includes this router: import late
+    """What the page draws: every breaker and pool as the API shows it, plus RTTs and
+    recent history."""
+    from breaker.api._app import breaker_out, pool_out  # _app adds these routes: import late
 
     breakers = []
     for name in service.names():
@@ -45,6 +46,11 @@ def snapshot(service: Service) -> dict[str, Any]:
             round(p.rtt * 1000, 3) if p.rtt is not None else None
             for p in service.recent_probes(name)
         ]
+        item["history"] = service.recent_events(name)[:HISTORY_ON_PAGE]
+        breakers.append(item)
+    for name in sorted(service.pools):  # a pool's card lists its members; it has no probe
+        item = pool_out(service.pool_status(name)).model_dump()
+        item["rtts"] = []
         item["history"] = service.recent_events(name)[:HISTORY_ON_PAGE]
         breakers.append(item)
     return {"breakers": breakers, "redis_up": service.redis_up, "now": time.time()}

@@ -165,6 +165,10 @@ async def test_guard_user_reads_verdicts_and_holds_its_lock_and_nothing_more(
     assert (taken, renewed) == (LockState.HELD, LockState.HELD), (taken, renewed)
     assert admin.exists("breaker:{presence}:guard:vm-presence") == 0, "released"
     guard = acl_redis.client("breaker-guard", SECRETS["guard"])
+    assert guard.hincrby(f"{VERDICT}:guard", "refused_open", 1) >= 1, "the guard counts outcomes"
+    side = acl_redis.client("breaker-sidecar", SECRETS["sidecar"])
+    assert side.hgetall(f"{VERDICT}:guard"), "the sidecar reads the guard's outcome counts"
+    refused(lambda: side.hincrby(f"{VERDICT}:guard", "ran", 1), "the sidecar counting runs")
     refused(lambda: guard.hset(VERDICT, "state", "open"), "writing the verdict")
     refused(lambda: guard.set("breaker:{presence}", "x"), "overwriting the verdict")
     refused(lambda: guard.set("elsewhere:lock", "x"), "a lock outside its pattern")
