@@ -45,6 +45,7 @@ from bench._common import (
     paced_publish,
     redis_commands,
 )
+from breaker.core import detection_bound
 from lab._procs import (
     LOOPBACK,
     PRESENCE_CFG,
@@ -342,7 +343,8 @@ def _failover(quick: bool, workdir: Path) -> dict[str, Any]:
             "spread": dict(sorted(spread.items())),
             "frozen_member_subscribers": len(theirs),
             "lockup_to_first_failed_over_200_s": round(first_failover, 2),
-            "bound_s": round(3 * 0.5 + 0.25 + 0.3, 2),  # fall x interval + timeout + poll
+            # the members' detection bound (fast_interval = timeout) + the proxy's 300 ms poll
+            "bound_s": round(detection_bound(0.5, 0.25, 0.25, 3) + 0.3, 2),
             "frozen_subscribers_answered_200_after_detection": others_ok,
             "frozen_subscribers_outcomes": dict(outcomes),
             "share_answered_200_after_detection": round(others_ok / len(theirs), 4),

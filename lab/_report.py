@@ -16,6 +16,8 @@ from lab._record import Headline, RunRecord, Second
 
 RESULTS_VERSION = 1
 
+OPEN_FORMULA = "interval + (fall-1) x max(fast_interval, timeout) + timeout"
+
 
 def machine() -> dict[str, Any]:
     model = ""
@@ -75,7 +77,7 @@ def results(
         "params": params.as_dict(),
         "bounds": {
             "detection_s": round(params.detection_bound, 3),
-            "detection_formula": "interval + fall x timeout + poll",
+            "detection_formula": f"{OPEN_FORMULA} + poll",
             "open_s": round(params.open_bound, 3),
         },
         "counting": COUNTING,
@@ -148,7 +150,7 @@ def summary_table(params: LabParams, headlines: Mapping[Mode, Headline]) -> str:
         (
             "lock-up → first local 503",
             {m: _seconds(h[m].detection_s) for m in modes},
-            f"≤ {params.detection_bound:.2f} s (interval + fall x timeout + poll)",
+            f"≤ {params.detection_bound:.2f} s ({OPEN_FORMULA} + poll)",
         ),
         (
             "lock-up → breaker open (sidecar)",
@@ -156,7 +158,7 @@ def summary_table(params: LabParams, headlines: Mapping[Mode, Headline]) -> str:
                 m: _seconds(h[m].breaker_open_s) + (" (not enforced)" if m == "baseline" else "")
                 for m in modes
             },
-            f"≤ {params.open_bound:.2f} s (interval + fall x timeout)",
+            f"≤ {params.open_bound:.2f} s ({OPEN_FORMULA})",
         ),
         (
             "requests sent toward the frozen server (new / with retransmissions)",
