@@ -27,7 +27,7 @@ from breaker._errors import StoreUnavailable
 from breaker.api._auth import Principal, TokenRegistry
 from breaker.api._gate import MAX_BODY, PRINCIPAL, Gate, Need
 from breaker.api._page import add_status_page
-from breaker.core import InvalidForce, State
+from breaker.core import InvalidForce, State, Verdict
 from breaker.service import BreakerStatus, PoolStatus, Service
 
 # Paths that stay open whatever open_reads says: orchestrators and Prometheus poll them.
@@ -172,18 +172,25 @@ IS_POOL: Responses = {409: _error("a pool's verdict is derived: force or release
 TOO_LARGE: Responses = {413: _error(f"body larger than {MAX_BODY} bytes")}
 
 
+def _verdict_fields(v: Verdict) -> dict[str, Any]:
+    """What a breaker and a pool show alike: the published verdict."""
+    return {
+        "name": v.name,
+        "state": v.state.value,
+        "admit": v.admit,
+        "epoch": v.epoch,
+        "since": v.since,
+        "reason": v.reason,
+        "retry_after": v.retry_after,
+        "computed": v.computed.value,
+    }
+
+
 def breaker_out(status: BreakerStatus) -> BreakerOut:
     v = status.verdict
     probe = status.last_probe
     return BreakerOut(
-        name=v.name,
-        state=v.state.value,
-        admit=v.admit,
-        epoch=v.epoch,
-        since=v.since,
-        reason=v.reason,
-        retry_after=v.retry_after,
-        computed=v.computed.value,
+        **_verdict_fields(v),
         forced=(
             ForcedOut(
                 state=v.force.state.value,
@@ -218,14 +225,7 @@ def pool_out(status: PoolStatus) -> BreakerOut:
     """A pool in the breaker shape: its derived verdict, no probe of its own."""
     v = status.verdict
     return BreakerOut(
-        name=v.name,
-        state=v.state.value,
-        admit=v.admit,
-        epoch=v.epoch,
-        since=v.since,
-        reason=v.reason,
-        retry_after=v.retry_after,
-        computed=v.computed.value,
+        **_verdict_fields(v),
         forced=None,
         last_probe=None,
         counters=CountersOut(probes=0, probe_failures=0),

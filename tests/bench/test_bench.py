@@ -12,19 +12,10 @@ from typing import Any
 
 import pytest
 
+from bench import BENCHMARKS
+
 REPO = Path(__file__).resolve().parents[2]
-NAMES = (
-    "hot_path",
-    "redis_load",
-    "api",
-    "probe_scale",
-    "detection",
-    "fleet",
-    "failover",
-    "slow_clients",
-    "pool",
-    "false_alarms",
-)
+NAMES = BENCHMARKS  # every registered benchmark
 
 
 @pytest.fixture(scope="module")
