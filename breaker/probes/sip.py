@@ -10,7 +10,6 @@ duplicated or malformed messages are counted in `ignored` and otherwise dropped.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import math
 import re
@@ -19,14 +18,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, cast
 
 from breaker._config import BreakerConfig
 from breaker.probes._base import ProbeResult
 from breaker.probes._sipmsg import (
-    FramingError,
     SipResponse,
-    StreamFramer,
     Transaction,
     build_request,
     format_host,
@@ -36,12 +32,18 @@ from breaker.probes._sipmsg import (
     new_tag,
     parse_response,
 )
+from breaker.probes._transports import (
+    Channel,
+    ChannelFailure,
+    TcpChannel,
+    UdpChannel,
+    addr,
+)
 from breaker.probes.dns import SipResolver
 
 log = logging.getLogger(__name__)
 
 _EVENT = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
-_UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH}
 _MAX_CSEQ = 2**31 - 1
 
 
@@ -57,164 +59,6 @@ def is_alive_code(
 def publish_expires(interval: float) -> int:
     """Long enough to survive a few missed probes, short enough to clean up after us."""
     return max(60, math.ceil(10 * interval))
-
-
-class _Failure(Exception):
-    """Internal: ends a check with a failure reason (a metric label) and a human detail."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
-class _Sink(Protocol):
-    def received(self, channel: _Channel, data: bytes, at: float) -> None: ...
-
-    def broken(self, channel: _Channel, reason: str, detail: str) -> None: ...
-
-
-class _Channel:
-    """One transport to one remote address; hands every received message to the sink."""
-
-    via_transport = "UDP"
-
-    def __init__(self, remote: tuple[str, int], sink: _Sink) -> None:
-        self.remote = remote
-        self.sink = sink
-        self.local: tuple[str, int] = ("0.0.0.0", 0)
-        self.closed = False
-
-    def is_open(self) -> bool:
-        return not self.closed
-
-    def send(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-
-class _UdpChannel(_Channel, asyncio.DatagramProtocol):
-    """A connected UDP socket: the kernel filters other sources and reports ICMP errors."""
-
-    def __init__(self, remote: tuple[str, int], sink: _Sink) -> None:
-        super().__init__(remote, sink)
-        self.transport: asyncio.DatagramTransport | None = None
-
-    @classmethod
-    async def open(cls, remote: tuple[str, int], sink: _Sink) -> _UdpChannel:
-        loop = asyncio.get_running_loop()
-        channel = cls(remote, sink)
-        try:
-            await loop.create_datagram_endpoint(lambda: channel, remote_addr=remote)
-        except OSError as exc:
-            raise _Failure("error", f"cannot open UDP socket to {_addr(remote)}: {exc}") from None
-        return channel
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-        sockname = transport.get_extra_info("sockname")
-        self.local = (str(sockname[0]), int(sockname[1]))
-
-    def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
-        self.sink.received(self, data, time.monotonic())
-
-    def error_received(self, exc: Exception) -> None:
-        if isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS:
-            detail = f"ICMP unreachable from {_addr(self.remote)}: {exc.strerror}"
-            self.sink.broken(self, "icmp-unreachable", detail)
-        else:
-            self.sink.broken(self, "error", f"UDP socket error: {exc}")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.sink.broken(self, "error", f"UDP socket closed: {exc or 'closed'}")
-
-    def send(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.sendto(data)
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-
-class _TcpChannel(_Channel, asyncio.Protocol):
-    """A TCP (or TLS) connection framed by Content-Length."""
-
-    def __init__(self, remote: tuple[str, int], sink: _Sink, tls: bool) -> None:
-        super().__init__(remote, sink)
-        self.via_transport = "TLS" if tls else "TCP"
-        self.transport: asyncio.Transport | None = None
-        self.framer = StreamFramer()
-
-    @classmethod
-    async def open(
-        cls,
-        remote: tuple[str, int],
-        sink: _Sink,
-        ssl_context: ssl.SSLContext | None,
-        server_hostname: str,
-    ) -> _TcpChannel:
-        loop = asyncio.get_running_loop()
-        channel = cls(remote, sink, tls=ssl_context is not None)
-        where = _addr(remote)
-        try:
-            await loop.create_connection(
-                lambda: channel,
-                remote[0],
-                remote[1],
-                ssl=ssl_context,
-                server_hostname=server_hostname if ssl_context is not None else None,
-            )
-        except ConnectionRefusedError:
-            raise _Failure("connect-refused", f"connection to {where} refused") from None
-        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
-            raise _Failure("connection-reset", f"connecting to {where}: {exc}") from None
-        except ssl.SSLError as exc:
-            raise _Failure("tls", f"TLS handshake with {where}: {exc}") from None
-        except TimeoutError:
-            raise
-        except OSError as exc:
-            raise _Failure("error", f"connecting to {where}: {exc}") from None
-        return channel
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        sockname = transport.get_extra_info("sockname")
-        self.local = (str(sockname[0]), int(sockname[1]))
-
-    def data_received(self, data: bytes) -> None:
-        at = time.monotonic()
-        try:
-            messages = self.framer.feed(data)
-        except FramingError as exc:
-            self.sink.broken(
-                self, "error", f"unreadable SIP stream from {_addr(self.remote)}: {exc}"
-            )
-            self.close()
-            return
-        for message in messages:
-            self.sink.received(self, message, at)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if isinstance(exc, ssl.SSLError):
-            self.sink.broken(self, "tls", f"TLS error from {_addr(self.remote)}: {exc}")
-        else:
-            detail = f"{exc}" if exc else "connection closed by the server"
-            self.sink.broken(self, "connection-reset", detail)
-
-    def send(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
 
 
 @dataclass
@@ -247,7 +91,7 @@ class SipProbe:
         self._resolver = resolver or SipResolver()
         self._ssl_context = ssl_context
         self._lock = asyncio.Lock()
-        self._channel: _Channel | None = None
+        self._channel: Channel | None = None
         self._pending: _Pending | None = None
         self._last_pending: _Pending | None = None
         self._call_id = new_call_id()
@@ -278,7 +122,7 @@ class SipProbe:
         async with self._lock:
             try:
                 return await self._check()
-            except _Failure as exc:
+            except ChannelFailure as exc:
                 return _result(False, exc.reason, None, exc.detail)
             except Exception as exc:  # check() never raises: a bug must not kill the breaker
                 log.exception("SIP probe of %s failed unexpectedly", self._target.display)
@@ -361,10 +205,10 @@ class SipProbe:
             self._channel = None
         remote = channel.remote if renew and channel is not None else addresses[0]
         if self._transport == "udp":
-            self._channel = await _UdpChannel.open(remote, self)
+            self._channel = await UdpChannel.open(remote, self)
         else:
             context = self._tls_context() if self._transport == "tls" else None
-            self._channel = await _TcpChannel.open(remote, self, context, self._target.host)
+            self._channel = await TcpChannel.open(remote, self, context, self._target.host)
         self.connections_opened += 1
         return True
 
@@ -374,7 +218,7 @@ class SipProbe:
         return self._ssl_context
 
     async def _send(
-        self, fresh: bool, method: str, build: Callable[[_Channel, Transaction], bytes]
+        self, fresh: bool, method: str, build: Callable[[Channel, Transaction], bytes]
     ) -> tuple[SipResponse, float, float]:
         """One transaction; returns (response, send time, rtt).
 
@@ -386,7 +230,7 @@ class SipProbe:
         txn = self._next_txn(method)
         try:
             return await self._exchange(channel, txn, build(channel, txn))
-        except _Failure as exc:
+        except ChannelFailure as exc:
             answered = self._last_pending is not None and self._last_pending.answered
             if fresh or exc.reason != "connection-reset" or answered:
                 raise
@@ -397,7 +241,7 @@ class SipProbe:
         return await self._exchange(channel, txn, build(channel, txn))
 
     async def _exchange(
-        self, channel: _Channel, txn: Transaction, data: bytes
+        self, channel: Channel, txn: Transaction, data: bytes
     ) -> tuple[SipResponse, float, float]:
         loop = asyncio.get_running_loop()
         pending = _Pending(txn, loop.create_future())
@@ -417,9 +261,9 @@ class SipProbe:
         self._cseq += 1
         return Transaction(new_branch(), self._call_id, self._cseq, method)
 
-    # -- transport callbacks (_Sink) ---------------------------------------------------
+    # -- transport callbacks (Sink) ---------------------------------------------------
 
-    def received(self, channel: _Channel, data: bytes, at: float) -> None:
+    def received(self, channel: Channel, data: bytes, at: float) -> None:
         """Match a message to the waiting transaction; anything else is ignored."""
         pending = self._pending
         response = parse_response(data)
@@ -431,7 +275,7 @@ class SipProbe:
             or response.transaction != pending.txn
         ):
             self.ignored += 1
-            log.debug("ignored %d bytes from %s", len(data), _addr(channel.remote))
+            log.debug("ignored %d bytes from %s", len(data), addr(channel.remote))
             return
         pending.answered = True
         if response.status < 200:
@@ -439,10 +283,10 @@ class SipProbe:
             return
         pending.future.set_result((response, at))
 
-    def broken(self, channel: _Channel, reason: str, detail: str) -> None:
+    def broken(self, channel: Channel, reason: str, detail: str) -> None:
         pending = self._pending
         if channel is self._channel and pending is not None and not pending.future.done():
-            pending.future.set_exception(_Failure(reason, detail))
+            pending.future.set_exception(ChannelFailure(reason, detail))
 
     # -- requests --------------------------------------------------------------------
 
@@ -455,7 +299,7 @@ class SipProbe:
         uri = f"{self._scheme()}:{userinfo}{format_hostport(target.host, target.port)}"
         return uri + ";transport=tcp" if self._transport == "tcp" else uri
 
-    def _options_request(self, channel: _Channel, txn: Transaction) -> bytes:
+    def _options_request(self, channel: Channel, txn: Transaction) -> bytes:
         uri = self._target_uri()
         contact = f"{self._scheme()}:{self._cfg.probe_user}@{format_hostport(*channel.local)}"
         if self._transport == "tcp":
@@ -474,7 +318,7 @@ class SipProbe:
             headers=[("Accept", "application/sdp")],
         )
 
-    def _publish_request(self, channel: _Channel, txn: Transaction, expires: int) -> bytes:
+    def _publish_request(self, channel: Channel, txn: Transaction, expires: int) -> bytes:
         """Initial publish (with body) without an etag, else a body-less refresh/removal."""
         headers = [("Event", self._cfg.event), ("Expires", str(expires))]
         body = b""
@@ -509,7 +353,7 @@ class SipProbe:
         if self._etag is not None and time.monotonic() + self._cfg.timeout >= self._etag_expires:
             self._etag = None  # lapsed on the server by now: a refresh would only earn a 412
 
-        def build(channel: _Channel, txn: Transaction) -> bytes:
+        def build(channel: Channel, txn: Transaction) -> bytes:
             return self._publish_request(channel, txn, self._expires)
 
         refreshing = self._etag is not None
@@ -556,7 +400,3 @@ def _publish_body(event: str, aor: str) -> tuple[str, bytes]:
 
 def _result(ok: bool, reason: str, rtt: float | None, detail: str) -> ProbeResult:
     return ProbeResult(ok=ok, reason=reason, rtt=rtt, at=time.time(), detail=detail)
-
-
-def _addr(remote: tuple[str, int]) -> str:
-    return format_hostport(remote[0], remote[1])
