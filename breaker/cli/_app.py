@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -42,42 +41,6 @@ def duration(text: str | float) -> float:
         raise typer.BadParameter(str(exc)) from None
 
 
-UrlOption = Annotated[
-    str,
-    typer.Option(
-        "--url", envvar="BREAKER_URL", help="the sidecar's API", rich_help_panel="Sidecar"
-    ),
-]
-TokenOption = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        help="API token (default: $BREAKER_API_TOKEN); never printed",
-        show_default=False,
-        rich_help_panel="Sidecar",
-    ),
-]
-TokenFileOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--token-file",
-        envvar="BREAKER_API_TOKEN_FILE",
-        help="read the API token from this file",
-        rich_help_panel="Sidecar",
-    ),
-]
-TimeoutOption = Annotated[
-    float,
-    typer.Option(
-        "--timeout",
-        parser=duration,
-        help="how long to wait for the sidecar",
-        show_default="3s",
-        metavar="DURATION",
-        rich_help_panel="Sidecar",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
 RedisPrefixOption = Annotated[
     str,
     typer.Option(

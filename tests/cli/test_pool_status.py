@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from breaker.cli._ops import _render
+from breaker.cli._status import _render
 from breaker.client import Overview
 from breaker.client._models import parse_overview
 
