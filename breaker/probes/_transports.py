@@ -2,7 +2,7 @@
 
 A channel only moves bytes: it hands every received message, and every breakage, to its
 sink (the SIP probe), which matches them to transactions. Opening a channel fails with a
-`ChannelFailure` carrying the reason the probe reports.
+`_Failure` (internal: it ends as a ProbeResult) carrying the reason the probe reports.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from breaker.probes._sipmsg import FramingError, StreamFramer, format_hostport
 _UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH}
 
 
-class ChannelFailure(Exception):
+class _Failure(Exception):
     """Ends a check with a failure reason (a metric label) and a human detail."""
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -68,9 +68,7 @@ class UdpChannel(Channel, asyncio.DatagramProtocol):
         try:
             await loop.create_datagram_endpoint(lambda: channel, remote_addr=remote)
         except OSError as exc:
-            raise ChannelFailure(
-                "error", f"cannot open UDP socket to {addr(remote)}: {exc}"
-            ) from None
+            raise _Failure("error", f"cannot open UDP socket to {addr(remote)}: {exc}") from None
         return channel
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -131,15 +129,15 @@ class TcpChannel(Channel, asyncio.Protocol):
                 server_hostname=server_hostname if ssl_context is not None else None,
             )
         except ConnectionRefusedError:
-            raise ChannelFailure("connect-refused", f"connection to {where} refused") from None
+            raise _Failure("connect-refused", f"connection to {where} refused") from None
         except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
-            raise ChannelFailure("connection-reset", f"connecting to {where}: {exc}") from None
+            raise _Failure("connection-reset", f"connecting to {where}: {exc}") from None
         except ssl.SSLError as exc:
-            raise ChannelFailure("tls", f"TLS handshake with {where}: {exc}") from None
+            raise _Failure("tls", f"TLS handshake with {where}: {exc}") from None
         except TimeoutError:
             raise
         except OSError as exc:
-            raise ChannelFailure("error", f"connecting to {where}: {exc}") from None
+            raise _Failure("error", f"connecting to {where}: {exc}") from None
         return channel
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -34,9 +34,9 @@ from breaker.probes._sipmsg import (
 )
 from breaker.probes._transports import (
     Channel,
-    ChannelFailure,
     TcpChannel,
     UdpChannel,
+    _Failure,
     addr,
 )
 from breaker.probes.dns import SipResolver
@@ -122,7 +122,7 @@ class SipProbe:
         async with self._lock:
             try:
                 return await self._check()
-            except ChannelFailure as exc:
+            except _Failure as exc:
                 return _result(False, exc.reason, None, exc.detail)
             except Exception as exc:  # check() never raises: a bug must not kill the breaker
                 log.exception("SIP probe of %s failed unexpectedly", self._target.display)
@@ -230,7 +230,7 @@ class SipProbe:
         txn = self._next_txn(method)
         try:
             return await self._exchange(channel, txn, build(channel, txn))
-        except ChannelFailure as exc:
+        except _Failure as exc:
             answered = self._last_pending is not None and self._last_pending.answered
             if fresh or exc.reason != "connection-reset" or answered:
                 raise
@@ -286,7 +286,7 @@ class SipProbe:
     def broken(self, channel: Channel, reason: str, detail: str) -> None:
         pending = self._pending
         if channel is self._channel and pending is not None and not pending.future.done():
-            pending.future.set_exception(ChannelFailure(reason, detail))
+            pending.future.set_exception(_Failure(reason, detail))
 
     # -- requests --------------------------------------------------------------------
 
