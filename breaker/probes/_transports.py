@@ -47,6 +47,11 @@ class Channel:
     def is_open(self) -> bool:
         return not self.closed
 
+    def _bound(self, transport: asyncio.BaseTransport) -> None:
+        """Remember the socket's own address: Via and Contact carry it."""
+        sockname = transport.get_extra_info("sockname")
+        self.local = (str(sockname[0]), int(sockname[1]))
+
     def send(self, data: bytes) -> None:
         raise NotImplementedError
 
@@ -73,8 +78,7 @@ class UdpChannel(Channel, asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
-        sockname = transport.get_extra_info("sockname")
-        self.local = (str(sockname[0]), int(sockname[1]))
+        self._bound(transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
         self.sink.received(self, data, time.monotonic())
@@ -142,8 +146,7 @@ class TcpChannel(Channel, asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        sockname = transport.get_extra_info("sockname")
-        self.local = (str(sockname[0]), int(sockname[1]))
+        self._bound(transport)
 
     def data_received(self, data: bytes) -> None:
         at = time.monotonic()
