@@ -40,7 +40,7 @@ def serve(
         return
     listener = _listen(settings.api.host, settings.api.port)
     setup_logging(settings.logging.level, settings.logging.format)
-    if tokens.empty:
+    if not tokens.can_operate:
         log.warning(
             "api.no_operate_token", extra={"hint": "set BREAKER_API_TOKEN to allow force/release"}
         )
