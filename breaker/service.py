@@ -121,7 +121,10 @@ class TaskHealth:
 
 
 @dataclass(frozen=True)
-class BreakerStatus:
+class BreakerSnapshot:
+    """What the sidecar knows of one breaker now; the API renders it (the client's
+    `breaker.client.BreakerStatus` is that rendering parsed back)."""
+
     verdict: Verdict
     cfg: BreakerConfig
     last_probe: ProbeResult | None
@@ -141,7 +144,9 @@ class PoolRuntime:
 
 
 @dataclass(frozen=True)
-class PoolStatus:
+class PoolSnapshot:
+    """What the sidecar knows of one pool now, its members' verdicts included."""
+
     verdict: Verdict
     cfg: PoolConfig
     members: tuple[Verdict, ...]
@@ -246,9 +251,9 @@ class Service:
                 self._show_state(v)
             self.publisher.submit(prt.verdict, events)
 
-    def pool_status(self, name: str) -> PoolStatus:
+    def pool_status(self, name: str) -> PoolSnapshot:
         prt = self.pools[name]
-        return PoolStatus(
+        return PoolSnapshot(
             verdict=prt.verdict,
             cfg=prt.cfg,
             members=self._member_verdicts(prt.cfg),
@@ -358,9 +363,9 @@ class Service:
     def names(self) -> list[str]:
         return sorted(self.runtimes)
 
-    def status(self, name: str) -> BreakerStatus:
+    def status(self, name: str) -> BreakerSnapshot:
         rt = self.runtimes[name]
-        return BreakerStatus(
+        return BreakerSnapshot(
             verdict=self._shown(rt),
             cfg=rt.cfg,
             last_probe=rt.last_probe,

@@ -28,7 +28,7 @@ from breaker.api._auth import Principal, TokenRegistry
 from breaker.api._gate import MAX_BODY, PRINCIPAL, Gate, Need
 from breaker.api._page import add_status_page
 from breaker.core import InvalidForce, State, Verdict
-from breaker.service import BreakerStatus, PoolStatus, Service
+from breaker.service import BreakerSnapshot, PoolSnapshot, Service
 
 # Paths that stay open whatever open_reads says: orchestrators and Prometheus poll them.
 # "/" is the status page's shell: it carries no data and asks for a token itself.
@@ -186,7 +186,7 @@ def _verdict_fields(v: Verdict) -> dict[str, Any]:
     }
 
 
-def breaker_out(status: BreakerStatus) -> BreakerOut:
+def breaker_out(status: BreakerSnapshot) -> BreakerOut:
     v = status.verdict
     probe = status.last_probe
     return BreakerOut(
@@ -221,7 +221,7 @@ def breaker_out(status: BreakerStatus) -> BreakerOut:
     )
 
 
-def pool_out(status: PoolStatus) -> BreakerOut:
+def pool_out(status: PoolSnapshot) -> BreakerOut:
     """A pool in the breaker shape: its derived verdict, no probe of its own."""
     v = status.verdict
     return BreakerOut(
