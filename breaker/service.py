@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import random
 import socket
 import time
@@ -20,7 +21,6 @@ from typing import Any
 from breaker import core
 from breaker._config import BreakerConfig, PoolConfig, Settings
 from breaker._errors import StoreUnavailable
-from breaker._logging import get_logger
 from breaker._metrics import Metrics
 from breaker.core import Breaker, Event, Policy, State, Step, Verdict
 from breaker.probes import Probe, ProbeResult, SipResolver, make_probe
@@ -35,7 +35,7 @@ from breaker.store import (
     stored_from_fields,
 )
 
-log = get_logger("breaker.service")
+log = logging.getLogger("breaker.service")
 
 TICK_INTERVAL = 0.1  # force expiry and ramp end are noticed within this
 RECENT_EVENTS = 200  # per breaker, served by the API while Redis is away
