@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from breaker import core
 from breaker._config import BreakerConfig, PoolConfig, Settings
 from breaker._errors import StoreUnavailable
@@ -363,6 +365,17 @@ class Service:
     def names(self) -> list[str]:
         return sorted(self.runtimes)
 
+    def pool_names(self) -> list[str]:
+        return sorted(self.pools)
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.metrics.registry
+
+    def max_force_ttl(self) -> float:
+        """The longest force any breaker accepts (the API documents it)."""
+        return max((rt.policy.force_max_ttl for rt in self.runtimes.values()), default=86400.0)
+
     def status(self, name: str) -> BreakerSnapshot:
         rt = self.runtimes[name]
         return BreakerSnapshot(
@@ -383,6 +396,11 @@ class Service:
             async with asyncio.timeout(within):
                 await self.publisher.wait_flushed()
 
+    async def history(self, name: str, after: float | None, limit: int) -> list[dict[str, Any]]:
+        """Newest first, from Redis, after what is queued is written; StoreUnavailable if down."""
+        await self.settle()
+        return await self.store.history(name, after, limit)
+
     def recent_probes(self, name: str) -> list[ProbeResult]:
         """Oldest first, the last RECENT_PROBES results: the status page draws them."""
         return list(self.runtimes[name].recent_probes)
@@ -395,19 +413,23 @@ class Service:
 
     # ------------------------------------------------------------ operating
 
-    def force(self, name: str, state: State, ttl: float, actor: str, reason: str) -> Verdict:
+    def force(
+        self, name: str, state: State, ttl: float, actor: str, reason: str
+    ) -> BreakerSnapshot:
+        """The breaker as shown right after the force: what the API answers with."""
         rt = self.runtimes[name]
         self._apply(rt, core.force(rt.breaker, rt.policy, state, ttl, actor, reason, self.clock()))
         if self.settings.cluster is not None:
             self._send(rt, ForceOp("set", state, ttl, actor, reason.strip()))
-        return self._shown(rt)
+        return self.status(name)
 
-    def release(self, name: str, actor: str) -> Verdict:
+    def release(self, name: str, actor: str) -> BreakerSnapshot:
+        """The breaker as shown right after the release: what the API answers with."""
         rt = self.runtimes[name]
         self._apply(rt, core.release(rt.breaker, rt.policy, actor, self.clock()))
         if self.settings.cluster is not None:
             self._send(rt, ForceOp("release", None, 0.0, actor, ""))
-        return self._shown(rt)
+        return self.status(name)
 
     # ------------------------------------------------------------ fleet
 
