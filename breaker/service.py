@@ -387,7 +387,7 @@ class Service:
             passive_failing=rt.passive_failing,
         )
 
-    async def settle(self, within: float = 0.5) -> None:
+    async def _settle(self, within: float = 0.5) -> None:
         """Read-your-writes: let the publisher write what is queued before Redis is read back
         (a history read right after a force must see the force). Bounded; skipped while down."""
         if not self.publisher.up:
@@ -398,7 +398,7 @@ class Service:
 
     async def history(self, name: str, after: float | None, limit: int) -> list[dict[str, Any]]:
         """Newest first, from Redis, after what is queued is written; StoreUnavailable if down."""
-        await self.settle()
+        await self._settle()
         return await self.store.history(name, after, limit)
 
     def recent_probes(self, name: str) -> list[ProbeResult]:
