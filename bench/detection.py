@@ -40,6 +40,7 @@ from bench import _dispatcher
 from bench._common import Result, median, percentile
 from bench._stack import stack
 from breaker.core import detection_bound
+from breaker.store import EVENTS_CHANNEL
 from lab._procs import (
     LOOPBACK,
     Kamailio,
@@ -61,7 +62,6 @@ TIMEOUT_FLOOR = 0.2  # its default
 LIVE_RATE = 100  # PUBLISH/s through the proxy
 PRESENCE_FR_MS = 500  # the proxy's BREAKER_PRESENCE_FR_MS
 PASSIVE_RATIO = 0.5
-EVENTS = "breaker:events"
 
 
 class _Events:
@@ -74,7 +74,7 @@ class _Events:
 
     async def __aenter__(self) -> _Events:
         pubsub = self.redis.pubsub()
-        await pubsub.subscribe(EVENTS)
+        await pubsub.subscribe(EVENTS_CHANNEL)
 
         async def listen() -> None:
             try:

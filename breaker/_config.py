@@ -7,7 +7,6 @@ the field, not at 3 a.m. when the breaker is needed.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import re
 import socket
@@ -59,14 +58,6 @@ class Target(_Strict):
     def display(self) -> str:
         """The URL with any password replaced by `***`: for the API, logs and pages."""
         return redact_url(self.url)
-
-    @property
-    def host_is_literal_ip(self) -> bool:
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
 
 
 REDACTED = "***"

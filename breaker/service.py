@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import random
 import socket
 import time
@@ -17,10 +18,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from breaker import core
 from breaker._config import BreakerConfig, PoolConfig, Settings
 from breaker._errors import StoreUnavailable
-from breaker._logging import get_logger
 from breaker._metrics import Metrics
 from breaker.core import Breaker, Event, Policy, State, Step, Verdict
 from breaker.probes import Probe, ProbeResult, SipResolver, make_probe
@@ -35,7 +37,7 @@ from breaker.store import (
     stored_from_fields,
 )
 
-log = get_logger("breaker.service")
+log = logging.getLogger("breaker.service")
 
 TICK_INTERVAL = 0.1  # force expiry and ramp end are noticed within this
 RECENT_EVENTS = 200  # per breaker, served by the API while Redis is away
@@ -121,7 +123,10 @@ class TaskHealth:
 
 
 @dataclass(frozen=True)
-class BreakerStatus:
+class BreakerSnapshot:
+    """What the sidecar knows of one breaker now; the API renders it (the client's
+    `breaker.client.BreakerStatus` is that rendering parsed back)."""
+
     verdict: Verdict
     cfg: BreakerConfig
     last_probe: ProbeResult | None
@@ -141,7 +146,9 @@ class PoolRuntime:
 
 
 @dataclass(frozen=True)
-class PoolStatus:
+class PoolSnapshot:
+    """What the sidecar knows of one pool now, its members' verdicts included."""
+
     verdict: Verdict
     cfg: PoolConfig
     members: tuple[Verdict, ...]
@@ -246,9 +253,9 @@ class Service:
                 self._show_state(v)
             self.publisher.submit(prt.verdict, events)
 
-    def pool_status(self, name: str) -> PoolStatus:
+    def pool_status(self, name: str) -> PoolSnapshot:
         prt = self.pools[name]
-        return PoolStatus(
+        return PoolSnapshot(
             verdict=prt.verdict,
             cfg=prt.cfg,
             members=self._member_verdicts(prt.cfg),
@@ -358,9 +365,20 @@ class Service:
     def names(self) -> list[str]:
         return sorted(self.runtimes)
 
-    def status(self, name: str) -> BreakerStatus:
+    def pool_names(self) -> list[str]:
+        return sorted(self.pools)
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.metrics.registry
+
+    def max_force_ttl(self) -> float:
+        """The longest force any breaker accepts (the API documents it)."""
+        return max((rt.policy.force_max_ttl for rt in self.runtimes.values()), default=86400.0)
+
+    def status(self, name: str) -> BreakerSnapshot:
         rt = self.runtimes[name]
-        return BreakerStatus(
+        return BreakerSnapshot(
             verdict=self._shown(rt),
             cfg=rt.cfg,
             last_probe=rt.last_probe,
@@ -369,7 +387,7 @@ class Service:
             passive_failing=rt.passive_failing,
         )
 
-    async def settle(self, within: float = 0.5) -> None:
+    async def _settle(self, within: float = 0.5) -> None:
         """Read-your-writes: let the publisher write what is queued before Redis is read back
         (a history read right after a force must see the force). Bounded; skipped while down."""
         if not self.publisher.up:
@@ -377,6 +395,11 @@ class Service:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):
                 await self.publisher.wait_flushed()
+
+    async def history(self, name: str, after: float | None, limit: int) -> list[dict[str, Any]]:
+        """Newest first, from Redis, after what is queued is written; StoreUnavailable if down."""
+        await self._settle()
+        return await self.store.history(name, after, limit)
 
     def recent_probes(self, name: str) -> list[ProbeResult]:
         """Oldest first, the last RECENT_PROBES results: the status page draws them."""
@@ -390,19 +413,23 @@ class Service:
 
     # ------------------------------------------------------------ operating
 
-    def force(self, name: str, state: State, ttl: float, actor: str, reason: str) -> Verdict:
+    def force(
+        self, name: str, state: State, ttl: float, actor: str, reason: str
+    ) -> BreakerSnapshot:
+        """The breaker as shown right after the force: what the API answers with."""
         rt = self.runtimes[name]
         self._apply(rt, core.force(rt.breaker, rt.policy, state, ttl, actor, reason, self.clock()))
         if self.settings.cluster is not None:
             self._send(rt, ForceOp("set", state, ttl, actor, reason.strip()))
-        return self._shown(rt)
+        return self.status(name)
 
-    def release(self, name: str, actor: str) -> Verdict:
+    def release(self, name: str, actor: str) -> BreakerSnapshot:
+        """The breaker as shown right after the release: what the API answers with."""
         rt = self.runtimes[name]
         self._apply(rt, core.release(rt.breaker, rt.policy, actor, self.clock()))
         if self.settings.cluster is not None:
             self._send(rt, ForceOp("release", None, 0.0, actor, ""))
-        return self._shown(rt)
+        return self.status(name)
 
     # ------------------------------------------------------------ fleet
 

@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
+from breaker.store import EVENTS_CHANNEL
 from lab._dns import CARRIER_DOMAIN, PRESENCE_SERVICE, dnsmasq_argv, resolv_conf
 from lab._params import LabParams, Mode, Phase
 from lab._procs import (
@@ -61,7 +62,6 @@ Tick = Callable[[Mode, float, Phase], None]
 
 BREAKER_NAME = "presence"
 JOB_LOCK = "vm-presence"
-EVENTS_CHANNEL = "breaker:events"
 TCP_LIMIT = "maximum number of connections exceeded"  # Kamailio's log line at the limit
 CALL_GIVE_UP = 8.0  # a background call transaction is abandoned after this (Timer B is 32 s)
 _VERDICT = re.compile(r"event=breaker\.verdict .*?state=(\w+) admit=(\d+)")

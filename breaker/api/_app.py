@@ -7,7 +7,6 @@ authenticates on the headers and caps the body before FastAPI reads anything.
 
 import json
 import re
-import time
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
@@ -27,8 +26,9 @@ from breaker._errors import StoreUnavailable
 from breaker.api._auth import Principal, TokenRegistry
 from breaker.api._gate import MAX_BODY, PRINCIPAL, Gate, Need
 from breaker.api._page import add_status_page
+from breaker.api._service import ApiService
 from breaker.core import InvalidForce, State, Verdict
-from breaker.service import BreakerStatus, PoolStatus, Service
+from breaker.service import BreakerSnapshot, PoolSnapshot
 
 # Paths that stay open whatever open_reads says: orchestrators and Prometheus poll them.
 # "/" is the status page's shell: it carries no data and asks for a token itself.
@@ -186,7 +186,7 @@ def _verdict_fields(v: Verdict) -> dict[str, Any]:
     }
 
 
-def breaker_out(status: BreakerStatus) -> BreakerOut:
+def breaker_out(status: BreakerSnapshot) -> BreakerOut:
     v = status.verdict
     probe = status.last_probe
     return BreakerOut(
@@ -221,7 +221,7 @@ def breaker_out(status: BreakerStatus) -> BreakerOut:
     )
 
 
-def pool_out(status: PoolStatus) -> BreakerOut:
+def pool_out(status: PoolSnapshot) -> BreakerOut:
     """A pool in the breaker shape: its derived verdict, no probe of its own."""
     v = status.verdict
     return BreakerOut(
@@ -244,7 +244,7 @@ def pool_out(status: PoolStatus) -> BreakerOut:
 # ---------------------------------------------------------------- app
 
 
-def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True) -> FastAPI:
+def create_app(service: ApiService, tokens: TokenRegistry, open_reads: bool = True) -> FastAPI:
     # Dependencies are async on purpose: sync ones run in a worker thread per request,
     # which cost /allow two thirds of its throughput (bench/api.py).
     app = FastAPI(
@@ -268,8 +268,8 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
     async def known(
         name: Annotated[str, Path(max_length=63, pattern=NAME_PATTERN)],
     ) -> str:
-        if name not in service.runtimes and name not in service.pools:
-            known_names = [*service.names(), *sorted(service.pools)]
+        known_names = [*service.names(), *service.pool_names()]
+        if name not in known_names:
             raise HTTPException(
                 404, f"unknown breaker {name!r}; known: {', '.join(known_names) or 'none'}"
             )
@@ -277,14 +277,14 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
 
     def out(name: str) -> BreakerOut:
         """A breaker (with its pool, if any) or a pool, in the breaker shape."""
-        if name in service.pools:
+        if name in service.pool_names():
             return pool_out(service.pool_status(name))
         found = breaker_out(service.status(name))
         found.pool = service.pool_of(name)
         return found
 
     def not_a_pool(name: str) -> None:
-        if name in service.pools:
+        if name in service.pool_names():
             raise HTTPException(
                 409, f"{name!r} is a pool: its verdict is derived; force or release its members"
             )
@@ -322,7 +322,7 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
     )
     async def list_breakers() -> BreakerList:
         return BreakerList(
-            breakers=[out(n) for n in [*service.names(), *sorted(service.pools)]],
+            breakers=[out(n) for n in [*service.names(), *service.pool_names()]],
             redis_up=service.redis_up,
         )
 
@@ -386,11 +386,11 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
     async def force(name: Name, body: ForceIn, who: Operator) -> BreakerOut:
         not_a_pool(name)
         try:
-            service.force(name, State(body.state), body.ttl, who.name, body.reason)
+            forced = service.force(name, State(body.state), body.ttl, who.name, body.reason)
         except InvalidForce as exc:  # the policy's limits: answered like any invalid body
             problem = {"loc": ("body",), "msg": str(exc), "type": "invalid_force"}
             raise RequestValidationError([problem]) from None
-        return breaker_out(service.status(name))
+        return breaker_out(forced)
 
     @app.delete(
         "/v1/breakers/{name}/force",
@@ -400,8 +400,7 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
     )
     async def release(name: Name, who: Operator) -> BreakerOut:
         not_a_pool(name)
-        service.release(name, who.name)
-        return breaker_out(service.status(name))
+        return breaker_out(service.release(name, who.name))
 
     @app.get(
         "/v1/breakers/{name}/history",
@@ -417,10 +416,9 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
         ] = None,
         limit: Annotated[int, Query(ge=1, le=10000)] = 100,
     ) -> HistoryOut:
-        after = time.time() - since if since is not None else None
+        after = service.wall() - since if since is not None else None
         try:
-            await service.settle()
-            events = await service.store.history(name, after, limit)
+            events = await service.history(name, after, limit)
             return HistoryOut(name=name, source="redis", events=events)
         except StoreUnavailable:
             recent = service.recent_events(name)
@@ -456,9 +454,7 @@ def create_app(service: Service, tokens: TokenRegistry, open_reads: bool = True)
         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     )
     async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(
-            generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST
-        )
+        return PlainTextResponse(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
 
     add_status_page(app, service)  # GET / and its stream, docs/api.md
     _document(app, service, open_reads)
@@ -486,10 +482,10 @@ def _allowed_methods(routes: list[BaseRoute], path: str) -> list[str]:
     return sorted(methods)
 
 
-def _document(app: FastAPI, service: Service, open_reads: bool) -> None:
+def _document(app: FastAPI, service: ApiService, open_reads: bool) -> None:
     """Schema details FastAPI cannot derive: the largest ttl any breaker accepts, and which
     paths open_reads=false closes (it also closes /openapi.json and /docs themselves)."""
-    max_ttl = max((rt.policy.force_max_ttl for rt in service.runtimes.values()), default=86400.0)
+    max_ttl = service.max_force_ttl()
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

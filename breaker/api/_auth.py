@@ -35,12 +35,9 @@ class TokenRegistry:
         return f"TokenRegistry({[t.principal.name for t in self._tokens]})"
 
     @property
-    def empty(self) -> bool:
-        return not self._tokens
-
-    @property
-    def names(self) -> list[str]:
-        return [t.principal.name for t in self._tokens]
+    def can_operate(self) -> bool:
+        """Whether any token may force or release; read tokens alone leave writes disabled."""
+        return any(t.principal.role == "operate" for t in self._tokens)
 
     def authenticate(self, presented: str | None) -> Principal | None:
         """Compare against every token, always, so timing says nothing about which matched."""

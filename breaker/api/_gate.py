@@ -104,7 +104,7 @@ class Gate:
             if principal is None:
                 return 401, "a valid token is required to read (open_reads is off)", challenge
             return None
-        if self.tokens.empty:
+        if principal is None and not self.tokens.can_operate:
             message = "no operate token is configured on the sidecar; writes are disabled"
             return 401, message, challenge
         if principal is None:

@@ -17,7 +17,7 @@ import jinja2
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from breaker.service import Service
+from breaker.api._service import ApiService
 
 STREAM_TICK = 0.2  # how often the stream looks for a change: the page lags by at most this
 KEEPALIVE = 10.0  # a comment line this often keeps proxies from closing an idle stream
@@ -34,7 +34,7 @@ def _template() -> jinja2.Template:
     return env.get_template("status.html")
 
 
-def snapshot(service: Service) -> dict[str, Any]:
+def snapshot(service: ApiService) -> dict[str, Any]:
     """What the page draws: every breaker and pool as the API shows it, plus RTTs and
     recent history."""
     from breaker.api._app import breaker_out, pool_out  # _app adds these routes: import late
@@ -48,12 +48,12 @@ def snapshot(service: Service) -> dict[str, Any]:
         ]
         item["history"] = service.recent_events(name)[:HISTORY_ON_PAGE]
         breakers.append(item)
-    for name in sorted(service.pools):  # a pool's card lists its members; it has no probe
+    for name in service.pool_names():  # a pool's card lists its members; it has no probe
         item = pool_out(service.pool_status(name)).model_dump()
         item["rtts"] = []
         item["history"] = service.recent_events(name)[:HISTORY_ON_PAGE]
         breakers.append(item)
-    return {"breakers": breakers, "redis_up": service.redis_up, "now": time.time()}
+    return {"breakers": breakers, "redis_up": service.redis_up, "now": service.wall()}
 
 
 def _fingerprint(snap: dict[str, Any]) -> tuple[Any, ...]:
@@ -68,7 +68,7 @@ def _fingerprint(snap: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def add_status_page(app: FastAPI, service: Service) -> None:
+def add_status_page(app: FastAPI, service: ApiService) -> None:
     """Routes on the app itself, not an included router: the API's Gate sees each route
     (the shell is open; the stream is a read, so it needs a token when open_reads is off)."""
 
@@ -97,7 +97,7 @@ def add_status_page(app: FastAPI, service: Service) -> None:
         )
 
 
-async def _events(service: Service, request: Request) -> AsyncIterator[str]:
+async def _events(service: ApiService, request: Request) -> AsyncIterator[str]:
     last: tuple[Any, ...] | None = None
     quiet_since = time.monotonic()
     while not await request.is_disconnected():

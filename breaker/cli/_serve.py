@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -12,13 +13,13 @@ import typer
 
 from breaker._config import Settings, load_settings
 from breaker._errors import BreakerError
-from breaker._logging import get_logger, setup_logging
+from breaker._logging import setup_logging
 from breaker.cli._app import app
 
 if TYPE_CHECKING:
     from breaker.api import TokenRegistry
 
-log = get_logger("breaker.serve")
+log = logging.getLogger("breaker.serve")
 
 
 @app.command()
@@ -40,7 +41,7 @@ def serve(
         return
     listener = _listen(settings.api.host, settings.api.port)
     setup_logging(settings.logging.level, settings.logging.format)
-    if tokens.empty:
+    if not tokens.can_operate:
         log.warning(
             "api.no_operate_token", extra={"hint": "set BREAKER_API_TOKEN to allow force/release"}
         )

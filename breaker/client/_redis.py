@@ -21,10 +21,10 @@ from breaker._config import RedisConfig, describe_validation_error
 from breaker._errors import ConfigError
 from breaker.core import State
 from breaker.core._guard import Reading
+from breaker.store import DEFAULT_PREFIX as DEFAULT_PREFIX  # the client's default, re-exported
 from breaker.store import RedisClient, connect, events_channel, state_key
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-DEFAULT_PREFIX = "breaker:"
 RESUBSCRIBE_DELAY = 0.5
 
 

@@ -3,6 +3,8 @@
 from breaker.store._connect import RedisClient, connect
 from breaker.store._contract import (
     CONTRACT_VERSION,
+    DEFAULT_PREFIX,
+    EVENTS_CHANNEL,
     GUARD_OUTCOMES,
     event_dict,
     events_channel,
@@ -21,6 +23,8 @@ from breaker.store._redis import RedisStore, WriteItem, WriteOutcome
 
 __all__ = [
     "CONTRACT_VERSION",
+    "DEFAULT_PREFIX",
+    "EVENTS_CHANNEL",
     "GUARD_OUTCOMES",
     "ForceOp",
     "Publisher",

@@ -16,7 +16,7 @@ from typing import Any
 from breaker.core import Event, Force, State, Stored, Verdict
 
 CONTRACT_VERSION = 1
-EVENTS_CHANNEL = "events"
+DEFAULT_PREFIX = "breaker:"
 
 
 def state_key(prefix: str, name: str) -> str:
@@ -83,7 +83,12 @@ def guard_runs_key(prefix: str, name: str) -> str:
 
 
 def events_channel(prefix: str) -> str:
-    return f"{prefix}{EVENTS_CHANNEL}"
+    """`breaker:events`: one channel per prefix, every breaker's events on it."""
+    return f"{prefix}events"
+
+
+# The channel under the default prefix, for tools that do not take a prefix.
+EVENTS_CHANNEL = events_channel(DEFAULT_PREFIX)
 
 
 def verdict_fields(verdict: Verdict, now: float) -> dict[str, str]:

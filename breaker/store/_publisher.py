@@ -8,18 +8,18 @@ first) and, when Redis returns, rewrites every verdict and replays the queue.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 
 from breaker._errors import StoreUnavailable
-from breaker._logging import get_logger
 from breaker._metrics import Metrics
 from breaker.core import Event, Verdict
 from breaker.store._fleet import VoteItem, VoteOutcome
 from breaker.store._redis import HINTS, RedisStore, WriteItem
 
-log = get_logger("breaker.store")
+log = logging.getLogger("breaker.store")
 
 BACKOFF_START = 0.1
 # Capped low so a Sentinel failover's new master is found within ~1 s (docs/redis-ha.md).
