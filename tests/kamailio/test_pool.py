@@ -206,7 +206,7 @@ def test_kamailio_check_passes_with_and_without_the_pool(tmp_path: Path) -> None
             "WITH_PRESENCE_POOL": True,
             "PRESENCE_DSLIST": quoted(str(dslist)),
             "PRESENCE_DSSET": 1,
-            "PRESENCE_MAX_RATE": 100,
+            "BREAKER_PRESENCE_MAX_RATE": 100,
             "BREAKER_FAIL_MODE": quoted("last"),
         },
     ):
