@@ -66,7 +66,7 @@ class LossyRelay:
     def _from_client(self, data: bytes, client: tuple[str, int]) -> None:
         back = self._backs.get(client)
         if back is None:
-            back = _Side(lambda d, _a, c=client: self._from_server(d, c))
+            back = _Side(lambda data, _addr: self._from_server(data, client))
             self._backs[client] = back
             task = asyncio.ensure_future(self._open(back, data))
             self._opening.add(task)

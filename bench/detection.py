@@ -165,7 +165,7 @@ async def _client(port: int, gap: float) -> AsyncIterator[_Client]:
         await asyncio.gather(sender, return_exceptions=True)
 
 
-async def _wait_for(predicate: Callable[[], bool], within: float) -> bool:
+async def _wait_for(predicate: Callable[..., bool], within: float) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if predicate():

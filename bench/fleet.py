@@ -94,8 +94,8 @@ def _detect(r: redis.Redis, prefix: str, standin: Child) -> float:
 
 
 def _transitions(r: redis.Redis, prefix: str) -> int:
-    entries = r.xrange(f"{prefix}{{presence}}:log", "-", "+")
-    return sum(1 for _, fields in entries if fields.get("event") == "transition")
+    entries = r.xrange(f"{prefix}{{presence}}:log", "-", "+") or []
+    return len([1 for _, fields in entries if fields and fields.get("event") == "transition"])
 
 
 def run(quick: bool, workdir: Path) -> Result:

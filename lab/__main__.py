@@ -52,7 +52,7 @@ def lab(
         bool,
         typer.Option(
             "--rate-cap/--no-rate-cap",
-            help="protected proxy also caps forwarding at CAPACITY/s (PRESENCE_MAX_RATE)",
+            help="protected proxy also caps forwarding at CAPACITY/s (BREAKER_PRESENCE_MAX_RATE)",
         ),
     ] = True,
     calls: Annotated[

@@ -27,7 +27,8 @@ class LabParams:
     window: int = 32  # PUBLISH in flight per instance (each first looks up the service)
     max_attempts: int = 5
     retry_delay: float = 1.0
-    # the presence server's design limit (requests/s); the protected proxy's PRESENCE_MAX_RATE
+    # the presence server's design limit (requests/s); the protected proxy's
+    # BREAKER_PRESENCE_MAX_RATE
     capacity: int = 100
     rate_cap: bool = True
     # background traffic through the proxy

@@ -420,7 +420,7 @@ def proxy_defines(
     defines: dict[str, Define] = {
         "LISTEN": f"udp:{LOOPBACK}:{port}",
         "PRESENCE_URI": quoted(f"sip:{LOOPBACK}:{presence_port}"),
-        "REDIS_SERVER": quoted(f"name=breaker;addr={LOOPBACK};port={redis_port};db=0"),
+        "BREAKER_REDIS_SERVER": quoted(f"name=breaker;addr={LOOPBACK};port={redis_port};db=0"),
         "BREAKER_NAME": quoted("presence"),
         "CHILDREN": 2,
         "DEBUG_LEVEL": 2,

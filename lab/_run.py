@@ -12,7 +12,7 @@ queries/s (lab.resolver); the proxy sees it as its only nameserver through a
 resolv.conf bind-mounted in a mount namespace of its own.
 
 baseline: the proxy started with WITHOUT_BREAKER; vm-presence started bare every cycle.
-protected: the proxy with the breaker route (and PRESENCE_MAX_RATE = capacity unless
+protected: the proxy with the breaker route (and BREAKER_PRESENCE_MAX_RATE = capacity unless
 disabled); every cycle runs `breaker guard presence --lock vm-presence -- vm-presence …`.
 """
 
@@ -138,7 +138,7 @@ class Environment:
         else:
             extra["BREAKER_POLL_MS"] = params.poll_ms
             if params.rate_cap:
-                extra["PRESENCE_MAX_RATE"] = params.capacity
+                extra["BREAKER_PRESENCE_MAX_RATE"] = params.capacity
         extra["CHILDREN"] = params.proxy_children
         if params.sockets:
             extra["WITH_TCP"] = True

@@ -115,7 +115,7 @@ def test_kamailio_as_default_user_reads_verdicts_and_writes_only_passive_counter
     port = free_port_both()
     server = f"name=breaker;addr=127.0.0.1;port={acl_redis.port};db=0;pass={SECRETS['kamailio']}"
     defines = proxy_defines(port, responder.port, acl_redis.port)
-    defines["REDIS_SERVER"] = quoted(server)
+    defines["BREAKER_REDIS_SERVER"] = quoted(server)
     proxy = Kamailio(PROXY_CFG, tmp_path / "proxy", port, defines, name="proxy")
     hash_ = BreakerHash(acl_redis.port)
     hash_.client = acl_redis.client("test-admin", ADMIN)

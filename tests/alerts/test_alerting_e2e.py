@@ -106,7 +106,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def test_prometheus_scrapes_the_sidecar_and_the_proxy(stack: Stack) -> None:
     for job in ("breaker", "kamailio"):
-        wait_until(lambda job=job: stack.prometheus.targets_up(job), 20, what=f"{job} up")
+        wait_until(lambda: stack.prometheus.targets_up(job), 20, what=f"{job} up")
     wait_until(
         lambda: stack.prometheus.query('breaker_state{name="presence",state="closed"} == 1'),
         10,
@@ -195,7 +195,7 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     variable = stack.prometheus.query("group by (name) (breaker_state)")
     names = {s["metric"]["name"] for s in variable}
     assert names == {"presence", "blf"}, f"breaker variable: expected presence and blf, {names}"
-    empty = []
+    empty: list[str] = []
 
     def all_have_data() -> bool:
         empty.clear()

@@ -101,23 +101,23 @@ async def test_one_member_down_keeps_the_pool_closed_two_down_halves_it_all_down
         )
     assert allow.status_code == 503 and int(allow.headers["Retry-After"]) >= 1
     assert force.status_code == 409 and "pool" in force.json()["error"]
-    client = aioredis.Redis(port=redis_server.port, decode_responses=True)
+    store = aioredis.Redis(port=redis_server.port, decode_responses=True)
     try:
-        stored = ""
+        stored: bytes | str = ""
         for _ in range(100):
-            stored = await client.hget("breaker:{presence}", "state") or ""
+            stored = await store.hget("breaker:{presence}", "state") or ""
             if stored == "open":
                 break
             await asyncio.sleep(0.05)
         assert stored == "open", f"breaker:{{presence}} in Redis: expected open, got {stored!r}"
-        since = float(await client.hget("breaker:{presence}", "since") or 0)
+        since = float(await store.hget("breaker:{presence}", "since") or 0)
         assert abs(since - time.time()) < 60, f"the pool's since must be unix time, got {since}"
         async with client_for(service) as api:
             history = (await api.get("/v1/breakers/presence/history")).json()
         assert [e["to"] for e in history["events"]][:2] == ["open", "half_open"], history
         assert {e["actor"] for e in history["events"]} == {"pool"}
     finally:
-        await client.aclose()
+        await store.aclose()
 
 
 async def test_a_newer_pool_epoch_left_in_redis_is_overtaken_not_rolled_back(
@@ -131,7 +131,9 @@ async def test_a_newer_pool_epoch_left_in_redis_is_overtaken_not_rolled_back(
     try:
         stored: dict[str, str] = {}
         for _ in range(100):
-            stored = await client.hgetall("breaker:{presence}")
+            stored = {
+                str(k): str(v) for k, v in (await client.hgetall("breaker:{presence}")).items()
+            }
             if stored.get("state") == "closed":
                 break
             await asyncio.sleep(0.05)

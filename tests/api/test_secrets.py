@@ -41,7 +41,7 @@ def redis_dump(url: str) -> str:
                 value = client.zrange(key, 0, -1, withscores=True)
             else:
                 value = kind
-            out.append(f"{key} {value}")
+            out.append(f"{key} {value!s}")
     finally:
         client.close()
     return "\n".join(out)

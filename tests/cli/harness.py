@@ -81,7 +81,7 @@ class Stack:
         wait_until(self._healthy, 15, what=f"sidecar /healthz on {self.url}")
         for name in BREAKERS:
             wait_until(
-                lambda n=name: self.hash_field(n, "state") == "closed",
+                lambda: self.hash_field(name, "state") == "closed",
                 10,
                 what=f"{name} closed in Redis",
             )
@@ -162,7 +162,7 @@ class Stack:
         for key in self.redis.cli("--scan", "--pattern", "*:guard:*").split():
             self.redis.cli("DEL", key)
         for name in BREAKERS:
-            wait_until(lambda n=name: self.state(n) == "closed", 15, what=f"{name} closed again")
+            wait_until(lambda: self.state(name) == "closed", 15, what=f"{name} closed again")
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a CLI process: where the sidecar and Redis are; no token."""

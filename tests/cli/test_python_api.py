@@ -8,8 +8,8 @@ import time
 import pytest
 
 from breaker._errors import Forbidden, UnknownBreaker, Unreachable
-from breaker.client import AsyncClient, Client, allowed, allowed_sync
-from breaker.guard import ExitCode, Guard, GuardRefused, GuardStopped
+from breaker.client import AsyncClient, Client, GuardRefused, GuardStopped, allowed, allowed_sync
+from breaker.guard import ExitCode, Guard
 from tests.cli.harness import ALICE, VIEWER, Stack
 from tests.support.procs import free_port
 

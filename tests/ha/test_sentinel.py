@@ -79,7 +79,7 @@ def chain(
     defines = proxy_defines(
         port,
         responder.port,
-        0,  # REDIS_SERVER is not used when BREAKER_REDIS_SENTINEL is defined
+        0,  # BREAKER_REDIS_SERVER is not used when BREAKER_REDIS_SENTINEL is defined
         BREAKER_REDIS_SENTINEL=f'"{spec}"',
         BREAKER_REDIS_MASTER='"breaker"',
         BREAKER_FAIL_MODE='"last"',

@@ -68,6 +68,7 @@ def test_sentinel_url_builds_a_master_client_with_sentinel_password(tmp_path: Pa
         sentinel_password_file=secret,
     )
     client = connect(cfg)
+    assert not isinstance(client, RedisCluster), "a sentinel URL must not give a cluster client"
     pool = client.connection_pool
     assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "breaker"
     assert pool.connection_kwargs["password"] == "master-secret"

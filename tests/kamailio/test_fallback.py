@@ -25,7 +25,10 @@ def test_redis_outage_keeps_sip_fast_and_falls_back_once(
 ) -> None:
     """Timeouts of 1 s would show up as >= 1 s latencies if a worker ever waited on Redis."""
     proxy = start_proxy(
-        responder.port, REDIS_CONNECT_TIMEOUT=1000, REDIS_CMD_TIMEOUT=1000, REDIS_DISABLE_TIME=1
+        responder.port,
+        BREAKER_REDIS_CONNECT_TIMEOUT=1000,
+        BREAKER_REDIS_CMD_TIMEOUT=1000,
+        BREAKER_REDIS_DISABLE_TIME=1,
     )
     epoch = breaker_hash.set("open", retry_after=10)
     proxy.wait_verdict(state="open", epoch=epoch, source="redis")
@@ -67,7 +70,7 @@ def test_redis_down_at_start_falls_back_and_recovers(
 ) -> None:
     port = free_port()
     proxy = start_proxy(
-        responder.port, REDIS_SERVER=quoted(f"name=breaker;addr=127.0.0.1;port={port};db=0")
+        responder.port, BREAKER_REDIS_SERVER=quoted(f"name=breaker;addr=127.0.0.1;port={port};db=0")
     )
     proxy.wait_verdict(state="closed", source="fallback", cause="unreachable")
     with SipClient(proxy.address) as client:

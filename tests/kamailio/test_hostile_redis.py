@@ -5,13 +5,14 @@ unclamped Retry-After."""
 from __future__ import annotations
 
 import pytest
+from redis.typing import EncodableT, FieldT
 
 from tests.kamailio.conftest import StartProxy
 from tests.kamailio.harness import BreakerHash, Kamailio, Responder
 from tests.kamailio.sip import SipClient
 from tests.support.procs import wait_until
 
-GARBAGE: dict[str, dict[str, str]] = {
+GARBAGE: dict[str, dict[FieldT, EncodableT]] = {
     "unknown-state": {"state": "banana"},
     "half-open-admit-not-a-number": {"state": "half_open", "admit": "lots"},
     "half-open-admit-negative": {"state": "half_open", "admit": "-5"},

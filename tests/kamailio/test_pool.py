@@ -26,6 +26,7 @@ from lab._procs import create_presence_db, quoted
 from tests.kamailio.harness import (
     PRESENCE_CFG,
     PROXY_CFG,
+    Define,
     Kamailio,
     check_config,
     presence_defines,
@@ -199,17 +200,18 @@ def homes(pool: Pool) -> dict[str, str]:
 
 def test_kamailio_check_passes_with_and_without_the_pool(tmp_path: Path) -> None:
     dslist = Path(__file__).resolve().parents[2] / "kamailio-config" / "dispatcher.list"
-    for defines in (
+    variants: tuple[dict[str, Define], ...] = (
         {},
         {"WITH_PRESENCE_POOL": True, "PRESENCE_DSLIST": quoted(str(dslist))},
         {
             "WITH_PRESENCE_POOL": True,
             "PRESENCE_DSLIST": quoted(str(dslist)),
             "PRESENCE_DSSET": 1,
-            "PRESENCE_MAX_RATE": 100,
+            "BREAKER_PRESENCE_MAX_RATE": 100,
             "BREAKER_FAIL_MODE": quoted("last"),
         },
-    ):
+    )
+    for defines in variants:
         result = check_config(PROXY_CFG, defines)
         assert result.returncode == 0, f"kamailio -c {defines}: {result.stderr[-2000:]}"
 

@@ -68,7 +68,7 @@ def test_unsolicited_mwi_notify_goes_to_the_presence_server(
 def test_presence_max_rate_caps_what_is_forwarded(
     start_proxy: StartProxy, responder: Responder, breaker_hash: BreakerHash
 ) -> None:
-    proxy = start_proxy(responder.port, PRESENCE_MAX_RATE=50)
+    proxy = start_proxy(responder.port, BREAKER_PRESENCE_MAX_RATE=50)
     epoch = breaker_hash.set("closed")
     proxy.wait_verdict(state="closed", epoch=epoch)
     with SipClient(proxy.address) as client:

@@ -33,7 +33,7 @@ async def states_during(server: RedisServer, seconds: float) -> list[tuple[str, 
     try:
         while time.monotonic() < deadline:
             state, admit = await client.hmget(KEY, "state", "admit")
-            seen.append((state or "", admit or ""))
+            seen.append((str(state or ""), str(admit or "")))
             await asyncio.sleep(0.002)
     finally:
         await client.aclose()

@@ -36,11 +36,11 @@ def free_port_both(host: str = "127.0.0.1") -> int:
 
 
 def wait_until(
-    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+    predicate: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.02, what: str = ""
 ) -> T:
     """Poll until predicate returns something truthy; fail with `what` after the deadline."""
     deadline = time.monotonic() + timeout
-    last: T = predicate()
+    last: T | None = predicate()
     while not last:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")

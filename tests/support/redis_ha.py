@@ -139,7 +139,7 @@ class SentinelSet:
             conf.write_text("\n".join(lines) + "\n")
             self.sentinels.append(Proc(["redis-sentinel", str(conf)], conf.parent / "log"))
         for port in self.sentinel_ports:
-            wait_until(lambda p=port: self._sentinel_sees_all(p), 20, what=f"sentinel {port} ready")
+            wait_until(lambda: self._sentinel_sees_all(port), 20, what=f"sentinel {port} ready")
         return self
 
     def _replica_in_sync(self) -> bool:
@@ -155,6 +155,8 @@ class SentinelSet:
         try:
             fields = self.sentinel_client(port).sentinel_master(MASTER_NAME)
         except redis.RedisError:
+            return False
+        if not isinstance(fields, dict):
             return False
         return (
             int(fields.get("num-other-sentinels", 0)) == 2 and int(fields.get("num-slaves", 0)) == 1
@@ -238,7 +240,7 @@ class ClusterSet:
         )
         for port in self.ports:
             wait_until(
-                lambda p=port: "cluster_state:ok" in _cli(p, "CLUSTER", "INFO"),
+                lambda: "cluster_state:ok" in _cli(port, "CLUSTER", "INFO"),
                 20,
                 what=f"cluster state ok on {port}",
             )

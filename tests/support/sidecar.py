@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -49,7 +49,7 @@ class Sidecar:
         self.config.write_text("\n".join(lines) + "\n")
         self.proc: Proc | None = None
 
-    def start(self, env: dict[str, str] | None = None) -> Sidecar:
+    def start(self, env: dict[str, str] | None = None) -> Self:
         self.proc = Proc(
             [sys.executable, "-m", "breaker", "serve", "--config", str(self.config)],
             self.workdir / "sidecar.log",
