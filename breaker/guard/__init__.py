@@ -30,7 +30,6 @@ The guard's exceptions live in breaker._errors with the rest of the tree.
 """
 
 from breaker._errors import GuardError, GuardRefused, GuardStopped
-from breaker.guard._exit import OUTCOMES as _OUTCOMES  # noqa: F401  (tests check it against the store)
 from breaker.guard._exit import ExitCode
 from breaker.guard._guard import Guard
 from breaker.guard._options import GuardOptions, default_lock_key, job_name

@@ -5,14 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from breaker.guard import _OUTCOMES
+from breaker.guard._exit import OUTCOMES
 from breaker.store import GUARD_OUTCOMES
 from tests.kamailio.harness import BreakerHash
 from tests.support.procs import RedisServer
 
 
 def test_guard_outcomes_in_the_contract_are_what_the_guard_records() -> None:
-    recorded = set(_OUTCOMES.values()) | {"ran"}
+    recorded = set(OUTCOMES.values()) | {"ran"}
     assert recorded == set(GUARD_OUTCOMES), f"guard records {recorded}, contract {GUARD_OUTCOMES}"
 
 
