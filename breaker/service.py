@@ -70,6 +70,8 @@ def probe_settings(cfg: BreakerConfig) -> str:
             ("interval", cfg.interval),
             ("timeout", cfg.timeout),
             ("slow", cfg.slow_threshold),
+            ("fast_interval", cfg.confirm_interval),
+            ("adaptive_timeout", cfg.adaptive_timeout),
             ("fall", cfg.fall),
             ("rise", cfg.rise),
             ("method", cfg.method),
