@@ -164,6 +164,20 @@ def paced_publish(port: int, rate: int, seconds: float, workdir: Path) -> tuple[
     return sipp, time.monotonic() - started
 
 
+def redis_load_row(
+    sip_rate_achieved: float, elapsed: float, sent: dict[str, int], calls: dict[str, int]
+) -> dict[str, Any]:
+    """One measured rate: what the proxy sent to Redis and what Redis executed, per second."""
+    return {
+        "sip_rate_achieved": round(sip_rate_achieved, 1),
+        "seconds": round(elapsed, 2),
+        "commands_sent_per_s": round(sum(sent.values()) / elapsed, 2),
+        "commands_executed_per_s": round(sum(calls.values()) / elapsed, 2),
+        "sent": sent,
+        "executed": calls,
+    }
+
+
 def redis_commands(
     client: Any, sent_names: Sequence[str], not_kamailio: Sequence[str]
 ) -> tuple[dict[str, int], dict[str, int]]:

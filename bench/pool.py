@@ -44,6 +44,7 @@ from bench._common import (
     median,
     paced_publish,
     redis_commands,
+    redis_load_row,
 )
 from breaker.core import detection_bound
 from lab._procs import (
@@ -137,12 +138,7 @@ def _redis_load(quick: bool, workdir: Path) -> list[dict[str, Any]]:
                             {
                                 "members": count,
                                 "sip_rate_target": rate,
-                                "sip_rate_achieved": round(sipp.successful / elapsed, 1),
-                                "seconds": round(elapsed, 2),
-                                "commands_sent_per_s": round(sum(sent.values()) / elapsed, 2),
-                                "commands_executed_per_s": round(sum(calls.values()) / elapsed, 2),
-                                "sent": sent,
-                                "executed": calls,
+                                **redis_load_row(sipp.successful / elapsed, elapsed, sent, calls),
                             }
                         )
                 finally:

@@ -22,6 +22,7 @@ from bench._common import (
     measured_proxy,
     paced_publish,
     redis_commands,
+    redis_load_row,
     wait_verdict,
 )
 from lab._procs import LOOPBACK, Redis
@@ -58,13 +59,8 @@ def run(quick: bool, workdir: Path) -> Result:
                     rows.append(
                         {
                             "sip_rate_target": rate,
-                            "sip_rate_achieved": round(sipp.successful / elapsed, 1),
                             "answered": sipp.successful,
-                            "seconds": round(elapsed, 2),
-                            "commands_sent_per_s": round(sum(sent.values()) / elapsed, 2),
-                            "commands_executed_per_s": round(sum(calls.values()) / elapsed, 2),
-                            "sent": sent,
-                            "executed": calls,
+                            **redis_load_row(sipp.successful / elapsed, elapsed, sent, calls),
                         }
                     )
             finally:

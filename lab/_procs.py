@@ -343,7 +343,23 @@ def quoted(value: str) -> str:
     return f'"{value}"'
 
 
-class Kamailio:
+class _Started:
+    """A process wrapper whose `start()` sets `child`: its pid and an idempotent stop."""
+
+    child: Child | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.child is not None
+        return self.child.pid
+
+    def stop(self) -> None:
+        if self.child:
+            self.child.stop()
+            self.child = None
+
+
+class Kamailio(_Started):
     """Kamailio with -DD -E in its own run dir; ready when it answers OPTIONS."""
 
     def __init__(
@@ -378,16 +394,6 @@ class Kamailio:
         self.child = Child(argv, self.log)
         await_ready(self.child, lambda: sip_ping(self.port), ready_timeout, self.name)
         return self
-
-    @property
-    def pid(self) -> int:
-        assert self.child is not None
-        return self.child.pid
-
-    def stop(self) -> None:
-        if self.child:
-            self.child.stop()
-            self.child = None
 
     def rpc(self, *args: str, timeout: float = 2.0) -> str:
         """kamcmd on this instance's ctl socket; empty string when it does not answer."""
@@ -459,7 +465,7 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-class Sidecar:
+class Sidecar(_Started):
     """`python -m breaker serve --config FILE`, ready when the API answers."""
 
     def __init__(self, workdir: Path, config_text: str, api_port: int) -> None:
@@ -481,16 +487,6 @@ class Sidecar:
         self.child = Child(argv, self.workdir / "sidecar.log", env=env, cwd=REPO)
         await_ready(self.child, lambda: port_open(self.api_port), ready_timeout, "sidecar")
         return self
-
-    @property
-    def pid(self) -> int:
-        assert self.child is not None
-        return self.child.pid
-
-    def stop(self) -> None:
-        if self.child:
-            self.child.stop()
-            self.child = None
 
 
 def sidecar_toml(
