@@ -19,12 +19,11 @@ _UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH
 
 
 class _Failure(Exception):
-    """Ends a check with a failure reason (a metric label) and a human detail."""
+    """Ends a check with a failure reason (a metric label); str() of it is the detail."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
-        self.detail = detail
 
 
 class Sink(Protocol):
