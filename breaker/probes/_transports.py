@@ -13,7 +13,8 @@ import ssl
 import time
 from typing import Protocol, cast
 
-from breaker.probes._sipmsg import FramingError, StreamFramer, format_hostport
+from breaker.probes._framing import FramingError, StreamFramer
+from breaker.probes._sipmsg import format_hostport
 
 _UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH}
 
@@ -51,11 +52,16 @@ class Channel:
         sockname = transport.get_extra_info("sockname")
         self.local = (str(sockname[0]), int(sockname[1]))
 
+    transport: asyncio.DatagramTransport | asyncio.Transport | None = None
+
     def send(self, data: bytes) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
-        raise NotImplementedError
+        """At once: nothing still queued is worth a wait once the probe drops the channel."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class UdpChannel(Channel, asyncio.DatagramProtocol):
@@ -96,11 +102,6 @@ class UdpChannel(Channel, asyncio.DatagramProtocol):
     def send(self, data: bytes) -> None:
         assert self.transport is not None
         self.transport.sendto(data)
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
 
 
 class TcpChannel(Channel, asyncio.Protocol):
@@ -171,11 +172,6 @@ class TcpChannel(Channel, asyncio.Protocol):
     def send(self, data: bytes) -> None:
         assert self.transport is not None
         self.transport.write(data)
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
 
 
 def addr(remote: tuple[str, int]) -> str:
