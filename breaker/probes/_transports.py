@@ -47,8 +47,9 @@ class Channel:
     def is_open(self) -> bool:
         return not self.closed
 
-    def _bound(self, transport: asyncio.BaseTransport) -> None:
-        """Remember the socket's own address: Via and Contact carry it."""
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport, and the socket's own address: Via and Contact carry it."""
+        self.transport = cast(asyncio.DatagramTransport | asyncio.Transport, transport)
         sockname = transport.get_extra_info("sockname")
         self.local = (str(sockname[0]), int(sockname[1]))
 
@@ -80,10 +81,6 @@ class UdpChannel(Channel, asyncio.DatagramProtocol):
         except OSError as exc:
             raise _Failure("error", f"cannot open UDP socket to {addr(remote)}: {exc}") from None
         return channel
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-        self._bound(transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
         self.sink.received(self, data, time.monotonic())
@@ -143,10 +140,6 @@ class TcpChannel(Channel, asyncio.Protocol):
         except OSError as exc:
             raise _Failure("error", f"connecting to {where}: {exc}") from None
         return channel
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        self._bound(transport)
 
     def data_received(self, data: bytes) -> None:
         at = time.monotonic()
