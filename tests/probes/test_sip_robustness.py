@@ -28,6 +28,21 @@ def next_cseq(request: SipRequest) -> str:
     return f"{number + 1} {method}"
 
 
+async def ignored_before_the_answer(
+    standin: SipStandin,
+    cfg: BreakerConfig,
+    sip_probe: ProbeFactory,
+    junk: Callable[[SipRequest], Sequence[bytes]],
+) -> int:
+    """One check with `junk(request)` sent before the right answer: it must be ok.
+
+    Returns how many messages the probe ignored on the way."""
+    standin.responder = lambda req: [*junk(req), standin.answer(req)]
+    probe = sip_probe(cfg)
+    expect(await probe.check(), "ok")
+    return probe.ignored
+
+
 GARBAGE: list[bytes] = [
     b"",
     b"\x00\xff\xfe garbage",
@@ -45,11 +60,10 @@ GARBAGE: list[bytes] = [
 async def test_garbage_before_the_answer_is_ignored(
     udp_standin: SipStandin, sip_probe: ProbeFactory
 ) -> None:
-    udp_standin.responder = lambda req: [*GARBAGE, udp_standin.answer(req)]
-    probe = sip_probe(udp_cfg(udp_standin))
-    expect(await probe.check(), "ok")
+    cfg = udp_cfg(udp_standin)
+    ignored = await ignored_before_the_answer(udp_standin, cfg, sip_probe, lambda _: GARBAGE)
     sent = len([g for g in GARBAGE if g])  # asyncio does not send empty datagrams
-    assert probe.ignored == sent, f"expected {sent} ignored, seen {probe.ignored}"
+    assert ignored == sent, f"expected {sent} ignored, seen {ignored}"
 
 
 def _wrong_branch(req: SipRequest) -> bytes:
@@ -91,11 +105,12 @@ async def test_mismatched_response_before_the_right_one_does_not_count(
     udp_standin: SipStandin, sip_probe: ProbeFactory, mismatch: Callable[[SipRequest], bytes]
 ) -> None:
     # the forged one says 503: had it matched, the probe would fail with status 503
-    udp_standin.responder = lambda req: [
-        mismatch(req).replace(b"200 OK", b"503 Service Unavailable"),
-        udp_standin.answer(req),
-    ]
-    expect(await sip_probe(udp_cfg(udp_standin)).check(), "ok")
+    def forged_503(req: SipRequest) -> list[bytes]:
+        return [mismatch(req).replace(b"200 OK", b"503 Service Unavailable")]
+
+    cfg = udp_cfg(udp_standin)
+    ignored = await ignored_before_the_answer(udp_standin, cfg, sip_probe, forged_503)
+    assert ignored == 1, f"expected the forged 503 ignored, ignored={ignored}"
 
 
 async def test_late_response_of_previous_probe_does_not_answer_the_next(
@@ -186,14 +201,12 @@ MALFORMED = {
 async def test_malformed_response_is_ignored_and_the_right_one_still_matches(
     udp_standin: SipStandin, sip_probe: ProbeFactory, change: tuple[bytes, bytes]
 ) -> None:
-    def malformed(req: SipRequest) -> Sequence[bytes]:
-        bad = udp_standin.answer(req, 503).replace(*change)
-        return [bad, udp_standin.answer(req)]
+    def malformed(req: SipRequest) -> list[bytes]:
+        return [udp_standin.answer(req, 503).replace(*change)]
 
-    udp_standin.responder = malformed
-    probe = sip_probe(udp_cfg(udp_standin))
-    expect(await probe.check(), "ok")
-    assert probe.ignored == 1, f"expected the malformed one ignored, ignored={probe.ignored}"
+    cfg = udp_cfg(udp_standin)
+    ignored = await ignored_before_the_answer(udp_standin, cfg, sip_probe, malformed)
+    assert ignored == 1, f"expected the malformed one ignored, ignored={ignored}"
 
 
 async def test_response_split_over_tcp_segments_is_reassembled(
@@ -211,10 +224,11 @@ async def test_garbage_messages_on_tcp_are_ignored(
     tcp_standin: SipStandin, sip_probe: ProbeFactory
 ) -> None:
     junk = [b"junk\r\n\r\n", b"SIP/2.0 200 OK\r\nContent-Length: 3\r\n\r\nabc"]
-    tcp_standin.responder = lambda req: [*junk, _wrong_branch(req), tcp_standin.answer(req)]
-    probe = sip_probe(tcp_cfg(tcp_standin))
-    expect(await probe.check(), "ok")
-    assert probe.ignored == 3, f"expected 3 ignored messages, seen {probe.ignored}"
+    cfg = tcp_cfg(tcp_standin)
+    ignored = await ignored_before_the_answer(
+        tcp_standin, cfg, sip_probe, lambda req: [*junk, _wrong_branch(req)]
+    )
+    assert ignored == 3, f"expected 3 ignored messages, seen {ignored}"
 
 
 async def test_unframeable_tcp_stream_fails_the_probe_and_reconnects_next_time(

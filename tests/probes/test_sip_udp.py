@@ -1,4 +1,4 @@
-"""SIP OPTIONS over UDP against the in-process stand-in."""
+"""SIP OPTIONS over UDP against the in-process stand-in; what holds for TCP too is parametrized."""
 
 from __future__ import annotations
 
@@ -117,17 +117,24 @@ async def test_provisional_only_times_out_and_says_so(
     assert "100 Trying" in result.detail, explain(result)
 
 
-async def test_one_udp_socket_is_reused_for_50_probes(
-    udp_standin: SipStandin, sip_probe: ProbeFactory
+@pytest.fixture(params=["udp", "tcp"])
+def each_transport(request: pytest.FixtureRequest) -> tuple[str, SipStandin]:
+    """Each transport in turn, with its stand-in started."""
+    transport = str(request.param)
+    return transport, request.getfixturevalue(f"{transport}_standin")
+
+
+async def test_one_socket_or_connection_is_reused_for_50_probes(
+    each_transport: tuple[str, SipStandin], sip_probe: ProbeFactory
 ) -> None:
-    probe = sip_probe(make_cfg(target(udp_standin)))
+    transport, standin = each_transport
+    probe = sip_probe(make_cfg(f"sip:127.0.0.1:{standin.port};transport={transport}"))
     for i in range(50):
         result = await probe.check()
         assert result.ok, f"probe {i}: {explain(result)}"
-    assert udp_standin.counts["OPTIONS"] == 50, f"expected 50 OPTIONS, seen {udp_standin.counts}"
-    assert len(udp_standin.udp_sources) == 1, (
-        f"expected one source port, seen {udp_standin.udp_sources}"
-    )
+    assert standin.counts["OPTIONS"] == 50, f"expected 50 OPTIONS, seen {standin.counts}"
+    seen = len(standin.udp_sources) if transport == "udp" else standin.tcp_connections
+    assert seen == 1, f"expected one source port or connection at the server, seen {seen}"
     assert probe.connections_opened == 1, f"expected 1 socket, seen {probe.connections_opened}"
 
 
