@@ -28,19 +28,18 @@ def next_cseq(request: SipRequest) -> str:
     return f"{number + 1} {method}"
 
 
-async def ignored_before_the_answer(
+async def ok_after_ignoring(
     standin: SipStandin,
     cfg: BreakerConfig,
     sip_probe: ProbeFactory,
     junk: Callable[[SipRequest], Sequence[bytes]],
-) -> int:
-    """One check with `junk(request)` sent before the right answer: it must be ok.
-
-    Returns how many messages the probe ignored on the way."""
+    ignored: int,
+) -> None:
+    """One check with `junk(request)` sent before the right answer: ok, `ignored` dropped."""
     standin.responder = lambda req: [*junk(req), standin.answer(req)]
     probe = sip_probe(cfg)
     expect(await probe.check(), "ok")
-    return probe.ignored
+    assert probe.ignored == ignored, f"expected {ignored} ignored, seen {probe.ignored}"
 
 
 GARBAGE: list[bytes] = [
@@ -60,10 +59,8 @@ GARBAGE: list[bytes] = [
 async def test_garbage_before_the_answer_is_ignored(
     udp_standin: SipStandin, sip_probe: ProbeFactory
 ) -> None:
-    cfg = udp_cfg(udp_standin)
-    ignored = await ignored_before_the_answer(udp_standin, cfg, sip_probe, lambda _: GARBAGE)
     sent = len([g for g in GARBAGE if g])  # asyncio does not send empty datagrams
-    assert ignored == sent, f"expected {sent} ignored, seen {ignored}"
+    await ok_after_ignoring(udp_standin, udp_cfg(udp_standin), sip_probe, lambda _: GARBAGE, sent)
 
 
 def _wrong_branch(req: SipRequest) -> bytes:
@@ -108,9 +105,7 @@ async def test_mismatched_response_before_the_right_one_does_not_count(
     def forged_503(req: SipRequest) -> list[bytes]:
         return [mismatch(req).replace(b"200 OK", b"503 Service Unavailable")]
 
-    cfg = udp_cfg(udp_standin)
-    ignored = await ignored_before_the_answer(udp_standin, cfg, sip_probe, forged_503)
-    assert ignored == 1, f"expected the forged 503 ignored, ignored={ignored}"
+    await ok_after_ignoring(udp_standin, udp_cfg(udp_standin), sip_probe, forged_503, 1)
 
 
 async def test_late_response_of_previous_probe_does_not_answer_the_next(
@@ -204,9 +199,7 @@ async def test_malformed_response_is_ignored_and_the_right_one_still_matches(
     def malformed(req: SipRequest) -> list[bytes]:
         return [udp_standin.answer(req, 503).replace(*change)]
 
-    cfg = udp_cfg(udp_standin)
-    ignored = await ignored_before_the_answer(udp_standin, cfg, sip_probe, malformed)
-    assert ignored == 1, f"expected the malformed one ignored, ignored={ignored}"
+    await ok_after_ignoring(udp_standin, udp_cfg(udp_standin), sip_probe, malformed, 1)
 
 
 async def test_response_split_over_tcp_segments_is_reassembled(
@@ -223,12 +216,11 @@ async def test_response_split_over_tcp_segments_is_reassembled(
 async def test_garbage_messages_on_tcp_are_ignored(
     tcp_standin: SipStandin, sip_probe: ProbeFactory
 ) -> None:
-    junk = [b"junk\r\n\r\n", b"SIP/2.0 200 OK\r\nContent-Length: 3\r\n\r\nabc"]
-    cfg = tcp_cfg(tcp_standin)
-    ignored = await ignored_before_the_answer(
-        tcp_standin, cfg, sip_probe, lambda req: [*junk, _wrong_branch(req)]
-    )
-    assert ignored == 3, f"expected 3 ignored messages, seen {ignored}"
+    def junk(req: SipRequest) -> list[bytes]:
+        framed = b"SIP/2.0 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+        return [b"junk\r\n\r\n", framed, _wrong_branch(req)]
+
+    await ok_after_ignoring(tcp_standin, tcp_cfg(tcp_standin), sip_probe, junk, 3)
 
 
 async def test_unframeable_tcp_stream_fails_the_probe_and_reconnects_next_time(
