@@ -18,25 +18,6 @@ def target(standin: SipStandin) -> str:
     return f"sip:127.0.0.1:{standin.port};transport=tcp"
 
 
-async def test_options_over_tcp_is_ok(tcp_standin: SipStandin, sip_probe: ProbeFactory) -> None:
-    probe = sip_probe(make_cfg(target(tcp_standin)))
-    result = await probe.check()
-    expect(result, "ok")
-    assert result.rtt is not None, explain(result)
-    request = tcp_standin.requests[0].request
-    local = probe.local_address
-    assert local is not None and tcp_standin.requests[0].source == local
-    assert request.uri == f"sip:127.0.0.1:{tcp_standin.port};transport=tcp", request.uri
-    via = request.get("via") or ""
-    assert via.startswith(f"SIP/2.0/TCP 127.0.0.1:{local[1]};branch=z9hG4bK"), via
-    assert request.get("contact") == f"<sip:breaker-probe@127.0.0.1:{local[1]};transport=tcp>"
-
-
-async def test_503_over_tcp_is_status_503(tcp_standin: SipStandin, sip_probe: ProbeFactory) -> None:
-    tcp_standin.code = 503
-    expect(await sip_probe(make_cfg(target(tcp_standin))).check(), "status 503")
-
-
 async def test_refused_connection_is_connect_refused(sip_probe: ProbeFactory) -> None:
     port = free_port()
     result = await sip_probe(make_cfg(f"sip:127.0.0.1:{port};transport=tcp")).check()

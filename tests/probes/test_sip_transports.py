@@ -1,5 +1,6 @@
-"""What holds over every SIP transport: one socket or connection reused, a frozen server
-times out within the timeout and is seen again when it resumes."""
+"""What holds over every SIP transport: a well-formed OPTIONS, a 503 is a failure, one
+socket or connection reused, a frozen server times out within the timeout and is seen
+again when it resumes."""
 
 from __future__ import annotations
 
@@ -24,6 +25,44 @@ def each_transport(request: pytest.FixtureRequest) -> tuple[str, SipStandin]:
 
 def probe_for(sip_probe: ProbeFactory, transport: str, standin: SipStandin) -> SipProbe:
     return sip_probe(make_cfg(f"sip:127.0.0.1:{standin.port};transport={transport}"))
+
+
+async def test_options_request_is_well_formed(
+    each_transport: tuple[str, SipStandin], sip_probe: ProbeFactory
+) -> None:
+    transport, standin = each_transport
+    probe = probe_for(sip_probe, transport, standin)
+    result = await probe.check()
+    expect(result, "ok")
+    assert result.rtt is not None, explain(result)
+    request = standin.requests[0].request
+    local = probe.local_address
+    assert local is not None and standin.requests[0].source == local
+    uri_tail = ";transport=tcp" if transport == "tcp" else ""  # UDP is the default
+    assert request.uri == f"sip:127.0.0.1:{standin.port}{uri_tail}", request.uri
+    via = request.get("via") or ""
+    assert via.startswith(f"SIP/2.0/{transport.upper()} 127.0.0.1:{local[1]};branch=z9hG4bK"), via
+    assert via.endswith(";rport"), via
+    assert request.get("max-forwards") == "70"
+    assert ";tag=" in (request.get("from") or ""), request.get("from")
+    assert request.get("to") == f"<sip:127.0.0.1:{standin.port}{uri_tail}>", request.get("to")
+    assert request.get("call-id"), "expected a Call-ID"
+    assert (request.get("cseq") or "").endswith(" OPTIONS"), request.get("cseq")
+    contact = f"<sip:breaker-probe@127.0.0.1:{local[1]}{uri_tail}>"
+    assert request.get("contact") == contact, request.get("contact")
+    assert request.get("user-agent") == "breaker"
+    assert request.get("content-length") == "0"
+
+
+async def test_503_is_failure_status_503_with_rtt(
+    each_transport: tuple[str, SipStandin], sip_probe: ProbeFactory
+) -> None:
+    transport, standin = each_transport
+    standin.code = 503
+    result = await probe_for(sip_probe, transport, standin).check()
+    expect(result, "status 503")
+    assert result.detail == "SIP/2.0 503 Service Unavailable", explain(result)
+    assert result.rtt is not None, f"expected an rtt for an answer; {explain(result)}"
 
 
 async def test_one_socket_or_connection_is_reused_for_50_probes(
