@@ -108,39 +108,26 @@ async def test_mismatched_response_before_the_right_one_does_not_count(
     await ok_after_ignoring(udp_standin, udp_cfg(udp_standin), sip_probe, forged_503, 1)
 
 
+@pytest.mark.parametrize(
+    ("then_right", "second"), [(False, "timeout"), (True, "ok")], ids=["alone", "then-right"]
+)
 async def test_late_response_of_previous_probe_does_not_answer_the_next(
-    udp_standin: SipStandin, sip_probe: ProbeFactory
+    udp_standin: SipStandin, sip_probe: ProbeFactory, then_right: bool, second: str
 ) -> None:
-    held: list[bytes] = []
-
-    def hold_first(req: SipRequest) -> Sequence[bytes]:
-        if not held:
-            held.append(udp_standin.answer(req))
-            return []  # probe 1 gets nothing now...
-        return [held[0]]  # ...and its answer arrives during probe 2
-
-    udp_standin.responder = hold_first
-    probe = sip_probe(udp_cfg(udp_standin))
-    expect(await probe.check(), "timeout")
-    expect(await probe.check(), "timeout")
-    assert probe.ignored == 1, f"expected the late answer to be ignored, ignored={probe.ignored}"
-
-
-async def test_late_response_then_right_response_is_ok(
-    udp_standin: SipStandin, sip_probe: ProbeFactory
-) -> None:
+    """Probe 1's answer (a 503) arrives during probe 2, alone or before probe 2's own."""
     held: list[bytes] = []
 
     def hold_first(req: SipRequest) -> Sequence[bytes]:
         if not held:
             held.append(udp_standin.answer(req, 503))
-            return []
-        return [held[0], udp_standin.answer(req)]
+            return []  # probe 1 gets nothing now...
+        return [held[0], *([udp_standin.answer(req)] if then_right else [])]  # ...but later
 
     udp_standin.responder = hold_first
     probe = sip_probe(udp_cfg(udp_standin))
     expect(await probe.check(), "timeout")
-    expect(await probe.check(), "ok")
+    expect(await probe.check(), second)
+    assert probe.ignored == 1, f"expected the late answer to be ignored, ignored={probe.ignored}"
 
 
 async def test_duplicated_response_is_harmless_for_the_next_probe(
