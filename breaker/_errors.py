@@ -61,12 +61,14 @@ class StoreUnavailable(BreakerError):
 
 
 class GuardError(BreakerError):
-    """The guard decided the outcome; `exit_code` is what `breaker guard` exits with."""
+    """The guard decided the outcome; `exit_code` is what `breaker guard` exits with.
+
+    str() of it is the one line the guard printed.
+    """
 
     def __init__(self, exit_code: int, message: str) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-        self.message = message
 
 
 class GuardRefused(GuardError):

@@ -20,24 +20,23 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.state = Gauge(
-            "breaker_state",
-            "1 for the breaker's current effective state",
-            ["name", "state"],
-            registry=r,
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, doc, labels, registry=r)
+
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+            return Counter(name, doc, labels, registry=r)
+
+        self.state = gauge(
+            "breaker_state", "1 for the breaker's current effective state", ("name", "state")
         )
-        self.admit = Gauge(
-            "breaker_admit_percent", "Share of traffic admitted", ["name"], registry=r
-        )
-        self.forced = Gauge(
-            "breaker_forced", "1 while an operator force is active", ["name"], registry=r
-        )
-        self.epoch = Gauge("breaker_epoch", "Monotonic change counter", ["name"], registry=r)
-        self.transitions = Counter(
+        self.admit = gauge("breaker_admit_percent", "Share of traffic admitted", ("name",))
+        self.forced = gauge("breaker_forced", "1 while an operator force is active", ("name",))
+        self.epoch = gauge("breaker_epoch", "Monotonic change counter", ("name",))
+        self.transitions = counter(
             "breaker_transitions_total",
             "Audited changes by kind and resulting state",
-            ["name", "kind", "to"],
-            registry=r,
+            ("name", "kind", "to"),
         )
         self.probe_duration = Histogram(
             "breaker_probe_duration_seconds",
@@ -46,59 +45,46 @@ class Metrics:
             buckets=PROBE_BUCKETS,
             registry=r,
         )
-        self.probes = Counter("breaker_probes_total", "Probes sent", ["name"], registry=r)
-        self.probe_failures = Counter(
-            "breaker_probe_failures_total",
-            "Failed probes by reason",
-            ["name", "reason"],
-            registry=r,
+        self.probes = counter("breaker_probes_total", "Probes sent", ("name",))
+        self.probe_failures = counter(
+            "breaker_probe_failures_total", "Failed probes by reason", ("name", "reason")
         )
-        self.redis_up = Gauge(
-            "breaker_redis_up", "1 while the last Redis write succeeded", registry=r
-        )
-        self.redis_errors = Counter(
+        self.redis_up = gauge("breaker_redis_up", "1 while the last Redis write succeeded")
+        self.redis_errors = counter(
             "breaker_redis_errors_total",
             "Failed Redis operations by cause (unreachable, auth, readonly, oom, noperm, ...)",
-            ["op", "kind"],
-            registry=r,
+            ("op", "kind"),
         )
-        self.task_restarts = Counter(
+        self.task_restarts = counter(
             "breaker_task_restarts_total",
             "Background tasks restarted after an unexpected exception",
-            ["task"],
-            registry=r,
+            ("task",),
         )
-        self.pending_events = Gauge(
-            "breaker_pending_events", "Events waiting for Redis to come back", registry=r
+        self.pending_events = gauge(
+            "breaker_pending_events", "Events waiting for Redis to come back"
         )
-        self.dropped_events = Counter(
-            "breaker_dropped_events_total",
-            "Events dropped because the pending queue was full",
-            registry=r,
+        self.dropped_events = counter(
+            "breaker_dropped_events_total", "Events dropped because the pending queue was full"
         )
-        self.since = Gauge(
+        self.since = gauge(
             "breaker_state_since_timestamp_seconds",
             "When the current effective state began (Unix time)",
-            ["name"],
-            registry=r,
+            ("name",),
         )
-        self.force_expiry = Gauge(
+        self.force_expiry = gauge(
             "breaker_force_expiry_timestamp_seconds",
             "When the active force expires by itself (Unix time); 0 when not forced",
-            ["name"],
-            registry=r,
+            ("name",),
         )
-        self.probe_timeout = Gauge(
+        self.probe_timeout = gauge(
             "breaker_probe_timeout_seconds",
             "Configured probe timeout: the rules compare probe RTT against it",
-            ["name"],
-            registry=r,
+            ("name",),
         )
-        self.info = Gauge(
+        self.info = gauge(
             "breaker_sidecar_info",
             "Always 1; its labels say which observer this sidecar is",
-            ["observer"],
-            registry=r,
+            ("observer",),
         )
         self.guard_runs = GuardRuns()
         r.register(self.guard_runs)

@@ -2,21 +2,18 @@
 
 Every answer the API can give is in its OpenAPI schema; tests/api/test_schemathesis.py
 holds it to that against a live sidecar. Requests pass the Gate (_gate.py) first: it
-authenticates on the headers and caps the body before FastAPI reads anything.
+authenticates on the headers and caps the body before FastAPI reads anything. The
+bodies are in _models.py, what the schema says beyond the routes in _openapi.py.
 """
 
 import json
-import re
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Route
 
@@ -24,224 +21,35 @@ from breaker import core
 from breaker._config import NAME_PATTERN
 from breaker._errors import StoreUnavailable
 from breaker.api._auth import Principal, TokenRegistry
-from breaker.api._gate import MAX_BODY, PRINCIPAL, Gate, Need
+from breaker.api._gate import PRINCIPAL, Gate, Need
+from breaker.api._models import (
+    AllowOut,
+    BreakerList,
+    BreakerOut,
+    ForceIn,
+    HistoryOut,
+    breaker_out,
+    pool_out,
+)
+from breaker.api._openapi import (
+    FORBIDDEN,
+    INVALID,
+    IS_POOL,
+    TOO_LARGE,
+    UNAUTHORIZED,
+    UNKNOWN,
+    UNPARSABLE,
+    Responses,
+    document,
+)
 from breaker.api._page import add_status_page
 from breaker.api._service import ApiService
-from breaker.core import InvalidForce, State, Verdict
-from breaker.service import BreakerSnapshot, PoolSnapshot
+from breaker.core import InvalidForce, State
 
 # Paths that stay open whatever open_reads says: orchestrators and Prometheus poll them.
 # "/" is the status page's shell: it carries no data and asks for a token itself.
 ALWAYS_OPEN = frozenset({"/", "/healthz", "/readyz", "/metrics"})
 HISTORY_SINCE_MAX = 10 * 365 * 86400.0  # seconds ago; the audit stream holds far less
-
-# Control characters (C0, DEL, C1) and Unicode line/paragraph separators: a reason with
-# them would split a log line or Kamailio's xlog line.
-_CONTROL = "\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029"
-_CONTROL_RE = re.compile(f"[{_CONTROL}]")
-REASON_PATTERN = f"^[^{_CONTROL}]*[^\\s{_CONTROL}][^{_CONTROL}]*$"
-
-
-def _printable(value: str) -> str:
-    found = _CONTROL_RE.search(value)
-    if found:
-        raise ValueError(
-            f"must not contain control characters (found {found.group()!r} at {found.start()})"
-        )
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-# ---------------------------------------------------------------- models
-
-
-class ForcedOut(BaseModel):
-    state: Literal["open", "closed"]
-    by: str
-    reason: str
-    until: float
-
-
-class ProbeOut(BaseModel):
-    ok: bool
-    rtt_ms: float | None
-    reason: str
-    detail: str
-    at: float
-
-
-class CountersOut(BaseModel):
-    probes: int
-    probe_failures: int
-
-
-class BreakerOut(BaseModel):
-    name: str
-    state: Literal["closed", "open", "half_open"]
-    admit: int
-    epoch: int
-    since: float
-    reason: str
-    retry_after: int
-    computed: Literal["closed", "open", "half_open"]
-    forced: ForcedOut | None
-    last_probe: ProbeOut | None
-    counters: CountersOut
-    passive_failing: bool
-    target: str
-    detection_bound: float
-    kind: Literal["breaker", "pool"] = "breaker"
-    pool: str | None = None  # a member: the pool it belongs to
-    members: list["MemberOut"] | None = None  # a pool: its members' verdicts
-    min_healthy: int | None = None  # a pool: closed while this many members are closed
-
-
-class MemberOut(BaseModel):
-    name: str
-    state: Literal["closed", "open", "half_open"]
-    admit: int
-    retry_after: int
-
-
-class BreakerList(BaseModel):
-    breakers: list[BreakerOut]
-    redis_up: bool
-
-
-class ForceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    state: Literal["open", "closed"]
-    ttl: float = Field(
-        ge=1,
-        allow_inf_nan=False,
-        description="seconds until the force expires by itself (at most force_max_ttl)",
-    )
-    reason: Annotated[
-        str,
-        Field(min_length=1, max_length=500, json_schema_extra={"pattern": REASON_PATTERN}),
-        AfterValidator(_printable),
-    ]
-
-
-class HistoryOut(BaseModel):
-    name: str
-    source: Literal["redis", "memory"]
-    events: list[dict[str, Any]]
-
-
-class AllowOut(BaseModel):
-    allowed: bool
-    name: str
-    state: Literal["closed", "open", "half_open"]
-    admit: int
-    epoch: int
-    retry_after: int
-
-
-class ErrorOut(BaseModel):
-    error: str
-
-
-class ProblemOut(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class ValidationErrorOut(BaseModel):
-    error: str
-    detail: list[ProblemOut]
-
-
-def _error(description: str, **extra: Any) -> dict[str, Any]:
-    return {"model": ErrorOut, "description": description, **extra}
-
-
-Responses = dict[int | str, dict[str, Any]]
-_CHALLENGE = {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}}
-UNAUTHORIZED: Responses = {401: _error("missing or wrong token", headers=_CHALLENGE)}
-FORBIDDEN: Responses = {403: _error("the token's role may not do this")}
-UNKNOWN: Responses = {404: _error("no breaker by that name; the message names the known ones")}
-INVALID: Responses = {
-    422: {"model": ValidationErrorOut, "description": "invalid parameter or body"}
-}
-UNPARSABLE: Responses = {400: _error("unparsable request")}
-IS_POOL: Responses = {409: _error("a pool's verdict is derived: force or release its members")}
-TOO_LARGE: Responses = {413: _error(f"body larger than {MAX_BODY} bytes")}
-
-
-def _verdict_fields(v: Verdict) -> dict[str, Any]:
-    """What a breaker and a pool show alike: the published verdict."""
-    return {
-        "name": v.name,
-        "state": v.state.value,
-        "admit": v.admit,
-        "epoch": v.epoch,
-        "since": v.since,
-        "reason": v.reason,
-        "retry_after": v.retry_after,
-        "computed": v.computed.value,
-    }
-
-
-def breaker_out(status: BreakerSnapshot) -> BreakerOut:
-    v = status.verdict
-    probe = status.last_probe
-    return BreakerOut(
-        **_verdict_fields(v),
-        forced=(
-            ForcedOut(
-                state=v.force.state.value,
-                by=v.force.actor,
-                reason=v.force.reason,
-                until=v.force.until,
-            )
-            if v.force
-            else None
-        ),
-        last_probe=(
-            ProbeOut(
-                ok=probe.ok,
-                rtt_ms=round(probe.rtt * 1000, 3) if probe.rtt is not None else None,
-                reason=probe.reason,
-                detail=probe.detail,
-                at=probe.at,
-            )
-            if probe
-            else None
-        ),
-        counters=CountersOut(
-            probes=status.probes_total, probe_failures=status.probe_failures_total
-        ),
-        passive_failing=status.passive_failing,
-        target=status.cfg.target.display,
-        detection_bound=status.cfg.detection_bound,
-    )
-
-
-def pool_out(status: PoolSnapshot) -> BreakerOut:
-    """A pool in the breaker shape: its derived verdict, no probe of its own."""
-    v = status.verdict
-    return BreakerOut(
-        **_verdict_fields(v),
-        forced=None,
-        last_probe=None,
-        counters=CountersOut(probes=0, probe_failures=0),
-        passive_failing=False,
-        target="",
-        detection_bound=status.detection_bound,
-        kind="pool",
-        members=[
-            MemberOut(name=m.name, state=m.state.value, admit=m.admit, retry_after=m.retry_after)
-            for m in status.members
-        ],
-        min_healthy=status.cfg.healthy_needed,
-    )
-
-
-# ---------------------------------------------------------------- app
 
 
 def create_app(service: ApiService, tokens: TokenRegistry, open_reads: bool = True) -> FastAPI:
@@ -457,7 +265,7 @@ def create_app(service: ApiService, tokens: TokenRegistry, open_reads: bool = Tr
         return PlainTextResponse(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
 
     add_status_page(app, service)  # GET / and its stream, docs/api.md
-    _document(app, service, open_reads)
+    document(app, service, open_reads)
 
     def need(route: BaseRoute) -> Need:
         """Default deny: any route added later (a status page…) is a read unless listed."""
@@ -480,33 +288,3 @@ def _allowed_methods(routes: list[BaseRoute], path: str) -> list[str]:
         if isinstance(route, Route) and route.path_regex.match(path) and route.methods:
             methods |= route.methods
     return sorted(methods)
-
-
-def _document(app: FastAPI, service: ApiService, open_reads: bool) -> None:
-    """Schema details FastAPI cannot derive: the largest ttl any breaker accepts, and which
-    paths open_reads=false closes (it also closes /openapi.json and /docs themselves)."""
-    max_ttl = service.max_force_ttl()
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                summary=app.summary,
-                routes=app.routes,
-                description=(
-                    "Reads need no token."
-                    if open_reads
-                    else "Reads, /openapi.json and /docs need a read or operate token."
-                )
-                + " /healthz, /readyz, /metrics and the status page's shell (/) are always open.",
-            )
-            ttl = schema["components"]["schemas"]["ForceIn"]["properties"]["ttl"]
-            ttl["maximum"] = max_ttl
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            route.operation_id = route.name

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Literal
 
 from starlette.routing import BaseRoute, Match
@@ -23,6 +24,7 @@ PRINCIPAL = "breaker.principal"  # scope key under which the gate leaves the cal
 Need = Literal["read", "operate"] | None
 
 
+@dataclass(slots=True, eq=False)  # add_middleware(Gate, **options) builds it
 class Gate:
     """Authenticates and bounds every request before the app sees it.
 
@@ -31,22 +33,13 @@ class Gate:
     they reveal nothing and the app answers 404/405 itself.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        routes: Callable[[], list[BaseRoute]],
-        need: Callable[[BaseRoute], Need],
-        tokens: TokenRegistry,
-        open_reads: bool,
-        max_body: int = MAX_BODY,
-    ) -> None:
-        self.app = app
-        self.open_reads = open_reads
-        self.routes = routes
-        self.need = need
-        self.tokens = tokens
-        self.max_body = max_body
+    app: ASGIApp
+    _: KW_ONLY
+    routes: Callable[[], list[BaseRoute]]
+    need: Callable[[BaseRoute], Need]
+    tokens: TokenRegistry
+    open_reads: bool
+    max_body: int = MAX_BODY
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -17,6 +17,7 @@ import jinja2
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
+from breaker.api._models import breaker_out, pool_out
 from breaker.api._service import ApiService
 
 STREAM_TICK = 0.2  # how often the stream looks for a change: the page lags by at most this
@@ -37,8 +38,6 @@ def _template() -> jinja2.Template:
 def snapshot(service: ApiService) -> dict[str, Any]:
     """What the page draws: every breaker and pool as the API shows it, plus RTTs and
     recent history."""
-    from breaker.api._app import breaker_out, pool_out  # _app adds these routes: import late
-
     breakers = []
     for name in service.names():
         item = breaker_out(service.status(name)).model_dump()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -39,6 +39,27 @@ def duration(text: str | float) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+def duration_option(
+    flag: str, help: str, *, shown: bool | str = True, panel: str | None = None
+) -> Any:
+    """A `--flag DURATION` option read by `duration`; `shown` as typer's show_default."""
+    return typer.Option(
+        flag,
+        parser=duration,
+        metavar="DURATION",
+        help=help,
+        show_default=shown,
+        rich_help_panel=panel,
+    )
+
+
+def redis_url_option(help: str) -> Any:
+    """`--redis-url` ($BREAKER_REDIS_URL): the Redis the sidecar writes to."""
+    return typer.Option(
+        "--redis-url", envvar="BREAKER_REDIS_URL", help=help, rich_help_panel="Redis"
+    )
 
 
 RedisPrefixOption = Annotated[

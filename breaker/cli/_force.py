@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from breaker._duration import format_duration
-from breaker.cli._app import app, duration
+from breaker.cli._app import app, duration_option
 from breaker.cli._options import ApiOptions, api_options
 from breaker.cli._output import print_json, when
 
@@ -36,12 +36,8 @@ def force(
     state: Annotated[ForceState, typer.Argument(help="open: hold traffic back; closed: let it go")],
     ttl: Annotated[
         float,
-        typer.Option(
-            "--for",
-            parser=duration,
-            metavar="DURATION",
-            help="until the force expires by itself: 90s, 30m, 2h, or seconds",
-            show_default=False,
+        duration_option(
+            "--for", "until the force expires by itself: 90s, 30m, 2h, or seconds", shown=False
         ),
     ],
     reason: Annotated[

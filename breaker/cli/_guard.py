@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from breaker.cli._app import RedisPrefixOption, app, duration
+from breaker.cli._app import RedisPrefixOption, app, duration_option, redis_url_option
 from breaker.client import DEFAULT_PREFIX, DEFAULT_REDIS_URL
 from breaker.core._guard import OnUnknown
 from breaker.guard import GuardOptions, default_lock_key, job_name, run_command
@@ -53,12 +53,10 @@ def guard(
     ] = False,
     lock_ttl: Annotated[
         float,
-        typer.Option(
+        duration_option(
             "--lock-ttl",
-            parser=duration,
-            metavar="DURATION",
-            help="the lock expires this long after a guard dies; renewed every third of it",
-            show_default="60s",
+            "the lock expires this long after a guard dies; renewed every third of it",
+            shown="60s",
         ),
     ] = 60.0,
     key: Annotated[
@@ -79,22 +77,18 @@ def guard(
     ] = OnUnknown.REFUSE,
     grace: Annotated[
         float,
-        typer.Option(
+        duration_option(
             "--grace",
-            parser=duration,
-            metavar="DURATION",
-            help="SIGTERM to SIGKILL; also how long an unknown state is tolerated mid-run",
-            show_default="10s",
+            "SIGTERM to SIGKILL; also how long an unknown state is tolerated mid-run",
+            shown="10s",
         ),
     ] = 10.0,
     poll: Annotated[
         float,
-        typer.Option(
+        duration_option(
             "--poll",
-            parser=duration,
-            metavar="DURATION",
-            help="re-read the verdict at least this often (events wake it at once)",
-            show_default="1s",
+            "re-read the verdict at least this often (events wake it at once)",
+            shown="1s",
         ),
     ] = 1.0,
     quiet: Annotated[
@@ -104,13 +98,7 @@ def guard(
         ),
     ] = False,
     redis_url: Annotated[
-        str,
-        typer.Option(
-            "--redis-url",
-            envvar="BREAKER_REDIS_URL",
-            help="the Redis the sidecar writes to (password: $BREAKER_REDIS_PASSWORD)",
-            rich_help_panel="Redis",
-        ),
+        str, redis_url_option("the Redis the sidecar writes to (password: $BREAKER_REDIS_PASSWORD)")
     ] = DEFAULT_REDIS_URL,
     redis_prefix: RedisPrefixOption = DEFAULT_PREFIX,
 ) -> None:

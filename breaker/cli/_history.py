@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from breaker._duration import format_duration
-from breaker.cli._app import app, duration
+from breaker.cli._app import app, duration_option
 from breaker.cli._options import ApiOptions, api_options
 from breaker.cli._output import clock, console, print_json, when
 from breaker.client import HistoryEvent
@@ -21,9 +21,7 @@ def history(
     name: Annotated[str, typer.Argument(help="the breaker")],
     since: Annotated[
         float | None,
-        typer.Option(
-            "--since", parser=duration, metavar="DURATION", help="only this far back, e.g. 2h"
-        ),
+        duration_option("--since", "only this far back, e.g. 2h"),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000)] = 100,
     *,

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from breaker.cli._app import duration
+from breaker.cli._app import duration_option
 from breaker.client import DEFAULT_TIMEOUT, DEFAULT_URL, AsyncClient, Client, read_token
 
 UrlOption = Annotated[
@@ -50,13 +50,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable outpu
 def _timeout_option(shown: str) -> Any:
     return Annotated[
         float,
-        typer.Option(
-            "--timeout",
-            parser=duration,
-            help="how long to wait for the sidecar",
-            show_default=shown,
-            metavar="DURATION",
-            rich_help_panel="Sidecar",
+        duration_option(
+            "--timeout", "how long to wait for the sidecar", shown=shown, panel="Sidecar"
         ),
     ]
 

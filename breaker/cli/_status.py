@@ -22,7 +22,7 @@ from rich.text import Text
 
 from breaker._duration import format_duration
 from breaker._errors import BreakerError, UnknownBreaker
-from breaker.cli._app import EXIT_ERROR, RedisPrefixOption, app, duration
+from breaker.cli._app import EXIT_ERROR, RedisPrefixOption, app, duration_option, redis_url_option
 from breaker.cli._options import ApiOptions, api_options
 from breaker.cli._output import EXIT_NOT_OK, EXIT_OK, clock, console, print_json
 from breaker.client import (
@@ -47,21 +47,14 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="refresh live until Ctrl-C")] = False,
     redis_url: Annotated[
         str | None,
-        typer.Option(
-            "--redis-url",
-            envvar="BREAKER_REDIS_URL",
-            help="with --watch: refresh on breaker:events at once (else poll the API)",
-            rich_help_panel="Redis",
-        ),
+        redis_url_option("with --watch: refresh on breaker:events at once (else poll the API)"),
     ] = None,
     redis_prefix: RedisPrefixOption = DEFAULT_PREFIX,
     interval: Annotated[
         float | None,
-        typer.Option(
+        duration_option(
             "--interval",
-            parser=duration,
-            metavar="DURATION",
-            help="with --watch: poll period (default: 1s; 10s when events arrive from Redis)",
+            "with --watch: poll period (default: 1s; 10s when events arrive from Redis)",
         ),
     ] = None,
 ) -> None:

@@ -37,6 +37,7 @@ from breaker.client._http import (
     default_url,
     read_token,
 )
+from breaker.client._lock import JobLock, LockState
 from breaker.client._models import (
     Allow,
     BreakerStatus,
@@ -49,8 +50,6 @@ from breaker.client._redis import (
     DEFAULT_PREFIX,
     DEFAULT_REDIS_URL,
     EventFeed,
-    JobLock,
-    LockState,
     VerdictReader,
     default_redis_url,
     redis_client,

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
@@ -61,13 +61,24 @@ def _path(name: str, tail: str = "") -> str:
     return f"/v1/breakers/{quote(name, safe='')}{tail}"
 
 
-class _Api:
-    """Requests and answers shared by both clients."""
+_Http = TypeVar("_Http", httpx.Client, httpx.AsyncClient)
 
-    def __init__(self, url: str, token: str | None, timeout: float) -> None:
+
+class _Api(Generic[_Http]):
+    """Requests and answers shared by both clients; a client names its httpx class."""
+
+    _http_class: type[_Http]
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._token = token
+        self._http: _Http = self._http_class(base_url=self.url, timeout=timeout, trust_env=False)
 
     def __repr__(self) -> str:  # the token stays out of debug output
         return f"{type(self).__name__}(url={self.url!r})"
@@ -140,17 +151,10 @@ class _Api:
         raise ClientError(f"{call.method} {call.path} failed with {status}: {message}")
 
 
-class AsyncClient(_Api):
+class AsyncClient(_Api[httpx.AsyncClient]):
     """`async with AsyncClient(url, token) as api: await api.get("presence")`."""
 
-    def __init__(
-        self,
-        url: str = DEFAULT_URL,
-        token: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(url, token, timeout)
-        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, trust_env=False)
+    _http_class = httpx.AsyncClient
 
     async def __aenter__(self) -> Self:
         return self
@@ -193,17 +197,10 @@ class AsyncClient(_Api):
         return parse_history(await self._send(self._history(name, since, limit)))
 
 
-class Client(_Api):
+class Client(_Api[httpx.Client]):
     """The same API for synchronous code: `with Client(url, token) as api: api.get(...)`."""
 
-    def __init__(
-        self,
-        url: str = DEFAULT_URL,
-        token: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(url, token, timeout)
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, trust_env=False)
+    _http_class = httpx.Client
 
     def __enter__(self) -> Self:
         return self

@@ -114,14 +114,7 @@ def parse_overview(data: Any) -> Overview:
 def parse_allow(data: Any) -> Allow:
     return _parse(
         "allow",
-        lambda d: Allow(
-            allowed=bool(d["allowed"]),
-            name=str(d["name"]),
-            state=State(d["state"]),
-            admit=int(d["admit"]),
-            epoch=int(d["epoch"]),
-            retry_after=int(d["retry_after"]),
-        ),
+        lambda d: Allow(allowed=bool(d["allowed"]), **_verdict(d)),
         data,
     )
 
@@ -130,17 +123,24 @@ def parse_history(data: Any) -> list[HistoryEvent]:
     return _parse("history", lambda d: [_event(e) for e in d["events"]], data)
 
 
+def _verdict(d: dict[str, Any]) -> dict[str, Any]:
+    """The verdict fields a status and an /allow answer share, read alike."""
+    return {
+        "name": str(d["name"]),
+        "state": State(d["state"]),
+        "admit": int(d["admit"]),
+        "epoch": int(d["epoch"]),
+        "retry_after": int(d["retry_after"]),
+    }
+
+
 def _status(d: dict[str, Any]) -> BreakerStatus:
     forced = d.get("forced")
     probe = d.get("last_probe")
     return BreakerStatus(
-        name=str(d["name"]),
-        state=State(d["state"]),
-        admit=int(d["admit"]),
-        epoch=int(d["epoch"]),
+        **_verdict(d),
         since=float(d["since"]),
         reason=str(d["reason"]),
-        retry_after=int(d["retry_after"]),
         computed=State(d["computed"]),
         forced=(
             Forced(

@@ -1,4 +1,4 @@
-"""Reading the Redis contract as a consumer: the verdict hash, the events channel, a job lock.
+"""Reading the Redis contract as a consumer: the verdict hash and the events channel.
 
 Key names and the client come from breaker.store, so the consumer side cannot drift
 from what the sidecar writes. Nothing here raises on a Redis failure: a failed read
@@ -12,10 +12,9 @@ import contextlib
 import json
 import os
 from collections.abc import Callable
-from enum import StrEnum
 
 from pydantic import ValidationError
-from redis.exceptions import LockNotOwnedError, RedisError
+from redis.exceptions import RedisError
 
 from breaker._config import RedisConfig, describe_validation_error
 from breaker._errors import ConfigError
@@ -152,72 +151,3 @@ class EventFeed:
         except ValueError:
             return True  # unreadable: re-read to be safe
         return not isinstance(event, dict) or event.get("name") == self.name
-
-
-class LockState(StrEnum):
-    HELD = "held"
-    BUSY = "busy"  # another instance holds it
-    UNKNOWN = "unknown"  # Redis could not say
-
-
-class JobLock:
-    """One instance at a time: redis-py's Lock with a TTL, renewed while the job runs.
-
-    If the holder dies (even SIGKILL) the key expires after `ttl` by itself.
-    """
-
-    def __init__(self, client: RedisClient, key: str, ttl: float) -> None:
-        self.key = key
-        self.ttl = ttl
-        self._client = client
-        self._lock = client.lock(key, timeout=ttl, blocking=False, thread_local=False)
-        self._token: bytes | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._token is not None
-
-    async def acquire(self) -> LockState:
-        """Take the lock, or take it back (same token) after it expired while Redis was away."""
-        try:
-            ok = await self._lock.acquire(blocking=False, token=self._token)
-        except (RedisError, OSError) as exc:
-            check_cancelled(exc)
-            return LockState.UNKNOWN
-        check_cancelled()
-        if not ok:
-            self._token = None
-            return LockState.BUSY
-        self._token = self._lock.local.token
-        return LockState.HELD
-
-    async def renew(self) -> LockState:
-        """Reset the TTL; if the key vanished meanwhile, take it again if nobody else did."""
-        if self._token is None:
-            return await self.acquire()
-        try:
-            await self._lock.reacquire()
-        except LockNotOwnedError:
-            return await self.acquire()
-        except (RedisError, OSError) as exc:
-            check_cancelled(exc)
-            return LockState.UNKNOWN
-        check_cancelled()
-        return LockState.HELD
-
-    async def ttl_left(self) -> float | None:
-        """Seconds until someone else's lock expires, for the message; None if unknown."""
-        try:
-            ms = int(await self._client.pttl(self.key))
-        except (RedisError, OSError) as exc:
-            check_cancelled(exc)
-            return None
-        return ms / 1000 if ms > 0 else None
-
-    async def release(self) -> None:
-        """Best effort: a lock we no longer hold, or an unreachable Redis, is not an error."""
-        if self._token is None:
-            return
-        self._token = None
-        with contextlib.suppress(RedisError, OSError):
-            await self._lock.release()

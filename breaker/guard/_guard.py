@@ -81,7 +81,7 @@ class Guard:
             watcher.cancel()
             await asyncio.wait([watcher], timeout=STOP_WAIT)
         self.stopped = stop_reason(watcher)
-        self._say(self.stopped.message)
+        self._say(str(self.stopped))
         if self._task is not None:
             self._task.cancel()
 

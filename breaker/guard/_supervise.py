@@ -73,7 +73,7 @@ async def supervise(job: Job, watch: Watch, grace: float, say: Callable[[str], N
                 await job.terminate(grace)
             return job.status
         stopped = stop_reason(stopper)
-        say(f"{stopped.message}: SIGTERM now, SIGKILL after {grace:g}s")
+        say(f"{stopped}: SIGTERM now, SIGKILL after {grace:g}s")
         await job.terminate(grace)
         return stopped.exit_code
     finally:

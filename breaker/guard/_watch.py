@@ -11,10 +11,9 @@ import time
 from collections.abc import Callable
 
 from breaker._errors import GuardRefused, GuardStopped
+from breaker.client._lock import JobLock, LockState
 from breaker.client._redis import (
     EventFeed,
-    JobLock,
-    LockState,
     VerdictReader,
     check_cancelled,
     default_redis_url,

@@ -13,8 +13,12 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+# The stream framer lives in _framing; lab/ and tests/support still import it from here.
+from breaker.probes._framing import MAX_MESSAGE
+from breaker.probes._framing import FramingError as FramingError
+from breaker.probes._framing import StreamFramer as StreamFramer
+
 BRANCH_MAGIC = "z9hG4bK"  # RFC 3261 8.1.1.7: marks a branch as globally unique
-MAX_MESSAGE = 65535  # bytes; nothing a health check expects comes close
 
 # RFC 3261 7.3.3 and the IANA registry: compact header names and their full names.
 COMPACT_HEADERS = {
@@ -70,7 +74,6 @@ _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _STATUS_LINE = re.compile(r"SIP/2\.0 ([1-6][0-9]{2})(?: (.*))?", re.IGNORECASE | re.DOTALL)
 _REQUEST_LINE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+) ([^ ]+) SIP/2\.0", re.IGNORECASE)
 _DIGITS = re.compile(r"[0-9]{1,10}")
-_LENGTH_NAMES = (b"content-length", b"l")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -110,11 +113,12 @@ class Transaction:
     method: str
 
 
-class _HeaderAccess:
-    """Header lookups shared by requests and responses. Names are lower-case, full form."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Message:
+    """What requests and responses share: headers (names lower-case, full form) and body."""
 
-    __slots__ = ()
     headers: tuple[tuple[str, str], ...]
+    body: bytes = b""
 
     def get(self, name: str) -> str | None:
         """The first value of a header, or None."""
@@ -138,11 +142,9 @@ class _HeaderAccess:
 
 
 @dataclass(frozen=True, slots=True)
-class SipResponse(_HeaderAccess):
+class SipResponse(_Message):
     status: int
     reason: str
-    headers: tuple[tuple[str, str], ...]
-    body: bytes = b""
 
     @property
     def status_line(self) -> str:
@@ -150,11 +152,9 @@ class SipResponse(_HeaderAccess):
 
 
 @dataclass(frozen=True, slots=True)
-class SipRequest(_HeaderAccess):
+class SipRequest(_Message):
     method: str
     uri: str
-    headers: tuple[tuple[str, str], ...]
-    body: bytes = b""
 
 
 def parse_cseq(value: str | None) -> tuple[int, str] | None:
@@ -207,10 +207,10 @@ def parse_message(data: bytes) -> SipRequest | SipResponse | None:
         reason = (status.group(2) or "").strip()
         if _UNSAFE.search(reason):
             return None
-        return SipResponse(int(status.group(1)), reason, headers, body)
+        return SipResponse(int(status.group(1)), reason, headers=headers, body=body)
     request = _REQUEST_LINE.fullmatch(start)
     if request:
-        return SipRequest(request.group(1), request.group(2), headers, body)
+        return SipRequest(request.group(1), request.group(2), headers=headers, body=body)
     return None
 
 
@@ -309,77 +309,3 @@ def build_response(
             echoed.append((name, value))
     start = f"SIP/2.0 {status} {reason if reason is not None else reason_phrase(status)}"
     return format_message(start.rstrip(), [*echoed, *headers], body)
-
-
-class FramingError(Exception):
-    """The stream cannot be cut into messages any more; the connection must be dropped."""
-
-
-class StreamFramer:
-    """Cuts a TCP/TLS byte stream into whole SIP messages by Content-Length (RFC 3261 18.3).
-
-    Stateful but free of I/O. CRLF keep-alives (RFC 5626) between messages are skipped.
-    """
-
-    def __init__(self, max_message: int = MAX_MESSAGE) -> None:
-        self._buffer = bytearray()
-        self._max = max_message
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """Add bytes, return the messages now complete. Raises FramingError when hopeless."""
-        self._buffer += data
-        messages: list[bytes] = []
-        while True:
-            while self._buffer[:2] == b"\r\n" or self._buffer[:1] == b"\n":
-                del self._buffer[: 2 if self._buffer[:1] == b"\r" else 1]
-            if self._buffer == b"\r":
-                break
-            end = self._buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._buffer) > self._max:
-                    raise FramingError(f"no end of headers within {self._max} bytes")
-                break
-            head_end = end + 4
-            length = stream_content_length(bytes(self._buffer[:end]))
-            if head_end + length > self._max:
-                raise FramingError(f"message of {head_end + length} bytes is too large")
-            if len(self._buffer) < head_end + length:
-                break
-            messages.append(bytes(self._buffer[: head_end + length]))
-            del self._buffer[: head_end + length]
-        return messages
-
-
-def stream_content_length(head: bytes) -> int:
-    """The body length announced in a stream message's head (start line and headers).
-
-    The header may sit anywhere, in any case, in compact form (`l:`) and folded over
-    continuation lines (RFC 3261 7.3.1). Missing means no body. Repeated values must agree.
-    Raises FramingError naming the problem for negative, non-numeric or absurd lengths.
-    """
-    values: list[bytes] = []
-    in_length = False  # the previous header line was a Content-Length: fold into it
-    for line in head.split(b"\r\n")[1:]:
-        if line[:1] in (b" ", b"\t"):
-            if in_length:
-                values[-1] = (values[-1] + b" " + line.strip()).strip()
-            continue
-        name, sep, value = line.partition(b":")
-        in_length = bool(sep) and name.strip().lower() in _LENGTH_NAMES
-        if in_length:
-            values.append(value.strip())
-    if not values:
-        return 0
-    lengths: set[int] = set()
-    for raw in values:
-        shown = raw[:20].decode("ascii", errors="replace")
-        if raw.startswith(b"-") and raw[1:].isdigit():
-            raise FramingError(f"negative Content-Length {shown!r}")
-        if not raw.isdigit() or not raw.isascii():
-            raise FramingError(f"unreadable Content-Length {shown!r}")
-        if len(raw) > 10:
-            raise FramingError(f"absurd Content-Length {shown!r}")
-        lengths.add(int(raw))
-    if len(lengths) > 1:
-        raise FramingError(f"conflicting Content-Length values {sorted(lengths)}")
-    return lengths.pop()

@@ -13,18 +13,18 @@ import ssl
 import time
 from typing import Protocol, cast
 
-from breaker.probes._sipmsg import FramingError, StreamFramer, format_hostport
+from breaker.probes._framing import FramingError, StreamFramer
+from breaker.probes._sipmsg import format_hostport
 
 _UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH}
 
 
 class _Failure(Exception):
-    """Ends a check with a failure reason (a metric label) and a human detail."""
+    """Ends a check with a failure reason (a metric label); str() of it is the detail."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
-        self.detail = detail
 
 
 class Sink(Protocol):
@@ -47,16 +47,22 @@ class Channel:
     def is_open(self) -> bool:
         return not self.closed
 
-    def _bound(self, transport: asyncio.BaseTransport) -> None:
-        """Remember the socket's own address: Via and Contact carry it."""
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport, and the socket's own address: Via and Contact carry it."""
+        self.transport = cast(asyncio.DatagramTransport | asyncio.Transport, transport)
         sockname = transport.get_extra_info("sockname")
         self.local = (str(sockname[0]), int(sockname[1]))
+
+    transport: asyncio.DatagramTransport | asyncio.Transport | None = None
 
     def send(self, data: bytes) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
-        raise NotImplementedError
+        """At once: nothing still queued is worth a wait once the probe drops the channel."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class UdpChannel(Channel, asyncio.DatagramProtocol):
@@ -76,10 +82,6 @@ class UdpChannel(Channel, asyncio.DatagramProtocol):
             raise _Failure("error", f"cannot open UDP socket to {addr(remote)}: {exc}") from None
         return channel
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-        self._bound(transport)
-
     def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
         self.sink.received(self, data, time.monotonic())
 
@@ -97,11 +99,6 @@ class UdpChannel(Channel, asyncio.DatagramProtocol):
     def send(self, data: bytes) -> None:
         assert self.transport is not None
         self.transport.sendto(data)
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
 
 
 class TcpChannel(Channel, asyncio.Protocol):
@@ -144,10 +141,6 @@ class TcpChannel(Channel, asyncio.Protocol):
             raise _Failure("error", f"connecting to {where}: {exc}") from None
         return channel
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        self._bound(transport)
-
     def data_received(self, data: bytes) -> None:
         at = time.monotonic()
         try:
@@ -172,11 +165,6 @@ class TcpChannel(Channel, asyncio.Protocol):
     def send(self, data: bytes) -> None:
         assert self.transport is not None
         self.transport.write(data)
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
 
 
 def addr(remote: tuple[str, int]) -> str:

@@ -123,7 +123,7 @@ class SipProbe:
             try:
                 return await self._check()
             except _Failure as exc:
-                return _result(False, exc.reason, None, exc.detail)
+                return _result(False, exc.reason, None, str(exc))
             except Exception as exc:  # check() never raises: a bug must not kill the breaker
                 log.exception("SIP probe of %s failed unexpectedly", self._target.display)
                 return _result(False, "error", None, f"{type(exc).__name__}: {exc}")
@@ -304,19 +304,8 @@ class SipProbe:
         contact = f"{self._scheme()}:{self._cfg.probe_user}@{format_hostport(*channel.local)}"
         if self._transport == "tcp":
             contact += ";transport=tcp"
-        return build_request(
-            "OPTIONS",
-            uri,
-            transport=channel.via_transport,
-            local_host=channel.local[0],
-            local_port=channel.local[1],
-            txn=txn,
-            from_uri=self._aor,
-            from_tag=self._from_tag,
-            to_uri=uri,
-            contact_uri=contact,
-            headers=[("Accept", "application/sdp")],
-        )
+        accept = [("Accept", "application/sdp")]
+        return self._request(channel, txn, uri, to_uri=uri, contact_uri=contact, headers=accept)
 
     def _publish_request(self, channel: Channel, txn: Transaction, expires: int) -> bytes:
         """Initial publish (with body) without an etag, else a body-less refresh/removal."""
@@ -329,16 +318,32 @@ class SipProbe:
             assert self._publish_body is not None
             content_type, body = self._publish_body
             headers.append(("Content-Type", content_type))
+        uri = self._target_uri(self._cfg.probe_user)
+        return self._request(channel, txn, uri, to_uri=self._aor, headers=headers, body=body)
+
+    def _request(
+        self,
+        channel: Channel,
+        txn: Transaction,
+        uri: str,
+        *,
+        to_uri: str,
+        headers: list[tuple[str, str]],
+        contact_uri: str | None = None,
+        body: bytes = b"",
+    ) -> bytes:
+        """Our request for `txn` from the channel's own address: Via, From and tag are ours."""
         return build_request(
-            "PUBLISH",
-            self._target_uri(self._cfg.probe_user),
+            txn.method,
+            uri,
             transport=channel.via_transport,
             local_host=channel.local[0],
             local_port=channel.local[1],
             txn=txn,
             from_uri=self._aor,
             from_tag=self._from_tag,
-            to_uri=self._aor,
+            to_uri=to_uri,
+            contact_uri=contact_uri,
             headers=headers,
             body=body,
         )

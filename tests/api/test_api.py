@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
-import httpx
 import pytest
 
-from breaker.api import TokenRegistry, create_app
+from breaker.api import TokenRegistry
 from breaker.core import State
 from breaker.service import Service
+from tests.api.helpers import AUTH, READ, client_for
 from tests.support.procs import RedisServer, free_port
 from tests.support.scripted import ScriptedProbes, settings_for
 from tests.support.waiting import eventually
-
-OPERATE = "operate-token-0123456789"
-READ = "read-only-token-0123456789"
-TOKENS = TokenRegistry([("alice", "operate", OPERATE), ("viewer", "read", READ)])
-AUTH = {"Authorization": f"Bearer {OPERATE}"}
-
-
-@pytest.fixture
-async def service(redis_server: RedisServer) -> AsyncIterator[Service]:
-    svc = Service(settings_for(redis_server.url, slow_start=60.0), probe_factory=ScriptedProbes())
-    await svc.start()
-    try:
-        yield svc
-    finally:
-        await svc.stop()
-
-
-def client_for(service: Service, tokens: TokenRegistry = TOKENS, open_reads: bool = True):  # type: ignore[no-untyped-def]
-    app = create_app(service, tokens, open_reads)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://breaker")
 
 
 async def test_list_and_get_show_state_and_last_probe(service: Service) -> None:

@@ -41,7 +41,7 @@ def test_every_public_exception_is_in_the_tree_or_listed_outside_it() -> None:
         for name, cls in public_exceptions().items()
         if cls.__module__ != "breaker._errors"
         and name not in OUTSIDE
-        and name != "breaker.probes._sipmsg.FramingError"  # internal: ends as a ProbeResult
+        and name != "breaker.probes._framing.FramingError"  # internal: ends as a ProbeResult
     }
     assert not stray, f"expected every public exception in breaker/_errors.py, also saw {stray}"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 import httpx
@@ -14,21 +14,9 @@ from breaker._logging import KeyValueFormatter
 from breaker.api import TokenRegistry, create_app
 from breaker.api._gate import MAX_BODY
 from breaker.service import Service
-from tests.api.test_api import AUTH, OPERATE, READ, TOKENS, client_for
-from tests.support.procs import RedisServer
-from tests.support.scripted import ScriptedProbes, settings_for
+from tests.api.helpers import AUTH, OPERATE, READ, TOKENS, client_for
 
 FORCE = "/v1/breakers/presence/force"
-
-
-@pytest.fixture
-async def service(redis_server: RedisServer) -> AsyncIterator[Service]:
-    svc = Service(settings_for(redis_server.url), probe_factory=ScriptedProbes())
-    await svc.start()
-    try:
-        yield svc
-    finally:
-        await svc.stop()
 
 
 @pytest.mark.parametrize("since", ["nan", "NaN", "inf", "-inf", "1e308", "-1"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -77,23 +77,31 @@ class Guarded:
             subprocess.run(["kill", "-9", str(self.job)], check=False)
 
 
+StartGuard = Callable[..., Guarded]
+
+
 @pytest.fixture
-def guarded(redis_server: RedisServer, tmp_path: Path) -> Iterator[list[Guarded]]:
+def start_guard(redis_server: RedisServer, tmp_path: Path) -> Iterator[StartGuard]:
+    """Start a guard (with these options) on a closed breaker; stopped after the test."""
     made: list[Guarded] = []
+
+    def start(*args: str) -> Guarded:
+        write_verdict(redis_server, "closed", 100)
+        made.append(Guarded(redis_server, tmp_path, *args))
+        return made[-1]
+
     try:
-        yield made
+        yield start
     finally:
         for g in made:
             g.close()
 
 
 def test_silent_change_is_seen_by_the_poll_within_a_second(
-    redis_server: RedisServer, tmp_path: Path, guarded: list[Guarded]
+    redis_server: RedisServer, start_guard: StartGuard
 ) -> None:
     """No event is published here: only the re-read at least every second can notice."""
-    write_verdict(redis_server, "closed", 100)
-    g = Guarded(redis_server, tmp_path, "--grace", "1s")
-    guarded.append(g)
+    g = start_guard("--grace", "1s")
     write_verdict(redis_server, "open", 0)
     changed = time.monotonic()
     code = g.wait()
@@ -104,12 +112,10 @@ def test_silent_change_is_seen_by_the_poll_within_a_second(
 
 
 def test_verdict_vanishing_mid_run_stops_the_job_after_the_grace(
-    redis_server: RedisServer, tmp_path: Path, guarded: list[Guarded]
+    redis_server: RedisServer, start_guard: StartGuard
 ) -> None:
     """The hash expires 2 s after the sidecar dies; then the state is unknown."""
-    write_verdict(redis_server, "closed", 100)
-    g = Guarded(redis_server, tmp_path, "--grace", "1s")
-    guarded.append(g)
+    g = start_guard("--grace", "1s")
     redis_server.cli("DEL", HASH)
     deleted = time.monotonic()
     code = g.wait()
@@ -123,11 +129,9 @@ def test_verdict_vanishing_mid_run_stops_the_job_after_the_grace(
 
 
 def test_redis_going_away_mid_run_stops_the_job_after_the_grace(
-    redis_server: RedisServer, tmp_path: Path, guarded: list[Guarded]
+    redis_server: RedisServer, start_guard: StartGuard
 ) -> None:
-    write_verdict(redis_server, "closed", 100)
-    g = Guarded(redis_server, tmp_path, "--grace", "1s")
-    guarded.append(g)
+    g = start_guard("--grace", "1s")
     redis_server.stop()
     code = g.wait()
     assert code == 80, g.output()
@@ -136,11 +140,9 @@ def test_redis_going_away_mid_run_stops_the_job_after_the_grace(
 
 
 def test_on_unknown_run_keeps_the_job_running_without_a_verdict(
-    redis_server: RedisServer, tmp_path: Path, guarded: list[Guarded]
+    redis_server: RedisServer, start_guard: StartGuard
 ) -> None:
-    write_verdict(redis_server, "closed", 100)
-    g = Guarded(redis_server, tmp_path, "--grace", "0.2s", "--on-unknown", "run")
-    guarded.append(g)
+    g = start_guard("--grace", "0.2s", "--on-unknown", "run")
     redis_server.cli("DEL", HASH)
     wait_until(lambda: "running anyway" in g.output(), 5, what="the guard to notice")
     noticed = time.monotonic()
@@ -163,11 +165,9 @@ def _last_beat(path: Path) -> float:
 
 
 def test_lock_taken_over_by_another_holder_stops_the_job(
-    redis_server: RedisServer, tmp_path: Path, guarded: list[Guarded]
+    redis_server: RedisServer, start_guard: StartGuard
 ) -> None:
-    write_verdict(redis_server, "closed", 100)
-    g = Guarded(redis_server, tmp_path, "--lock-ttl", "1.5s", "--lock", "jobs:vm-presence")
-    guarded.append(g)
+    g = start_guard("--lock-ttl", "1.5s", "--lock", "jobs:vm-presence")
     assert redis_server.cli("EXISTS", "jobs:vm-presence") == "1", "--lock KEY is the key used"
     redis_server.cli("SET", "jobs:vm-presence", "someone-else", "PX", "60000")
     code = g.wait()
@@ -181,25 +181,20 @@ def _key(admit: int, inside: bool) -> str:
 
 
 def test_half_open_runs_a_job_whose_key_is_admitted_and_refuses_the_rest(
-    redis_server: RedisServer, tmp_path: Path
+    redis_server: RedisServer,
 ) -> None:
     write_verdict(redis_server, "half_open", 40)
     inside, outside = _key(40, True), _key(40, False)
-    ran = subprocess.run(
-        breaker_cmd("guard", "presence", "--key", inside, "--", "sh", "-c", "exit 0"),
-        env=env_for(redis_server),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
-    refused = subprocess.run(
-        breaker_cmd("guard", "presence", "--key", outside, "--", "sh", "-c", "exit 0"),
-        env=env_for(redis_server),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=20,
+    ran, refused = (
+        subprocess.run(
+            breaker_cmd("guard", "presence", "--key", key, "--", "sh", "-c", "exit 0"),
+            env=env_for(redis_server),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        for key in (inside, outside)
     )
     assert ran.returncode == 0, ran.stderr
     assert refused.returncode == 75

@@ -597,44 +597,26 @@ def test_force_event_carries_the_forced_state_and_until() -> None:
     assert (e.actor, e.reason, e.admit) == ("alice", "upgrade", 0), f"saw {e}"
 
 
-def test_force_rejects_half_open() -> None:
-    with pytest.raises(InvalidForce, match="open or closed"):
-        force(new_breaker(NAME, 0.0), P, State.HALF_OPEN, 60.0, "alice", "x", 10.0)
+INVALID_FORCES = {
+    "half-open": (State.HALF_OPEN, 60.0, "x", "open or closed"),
+    "zero-ttl": (State.OPEN, 0.0, "x", "ttl"),
+    "negative-ttl": (State.OPEN, -5.0, "x", "ttl"),
+    "too-long-ttl": (State.OPEN, P.force_max_ttl + 1, "x", "force_max_ttl"),
+    "nan-ttl": (State.OPEN, math.nan, "x", "ttl"),
+    "infinite-ttl": (State.OPEN, math.inf, "x", "ttl"),
+    "empty-reason": (State.OPEN, 60.0, "", "reason"),
+    "blank-reason": (State.OPEN, 60.0, " \t\n", "reason"),
+}
 
 
-def test_force_rejects_zero_ttl() -> None:
-    with pytest.raises(InvalidForce, match="ttl"):
-        force(new_breaker(NAME, 0.0), P, State.OPEN, 0.0, "alice", "x", 10.0)
-
-
-def test_force_rejects_negative_ttl() -> None:
-    with pytest.raises(InvalidForce, match="ttl"):
-        force(new_breaker(NAME, 0.0), P, State.OPEN, -5.0, "alice", "x", 10.0)
-
-
-def test_force_rejects_too_long_ttl() -> None:
-    with pytest.raises(InvalidForce, match="force_max_ttl"):
-        force(new_breaker(NAME, 0.0), P, State.OPEN, P.force_max_ttl + 1, "alice", "x", 10.0)
-
-
-def test_force_rejects_nan_ttl() -> None:
-    with pytest.raises(InvalidForce, match="ttl"):
-        force(new_breaker(NAME, 0.0), P, State.OPEN, math.nan, "alice", "x", 10.0)
-
-
-def test_force_rejects_infinite_ttl() -> None:
-    with pytest.raises(InvalidForce, match="ttl"):
-        force(new_breaker(NAME, 0.0), P, State.OPEN, math.inf, "alice", "x", 10.0)
-
-
-def test_force_rejects_empty_reason() -> None:
-    with pytest.raises(InvalidForce, match="reason"):
-        force(new_breaker(NAME, 0.0), P, State.OPEN, 60.0, "alice", "", 10.0)
-
-
-def test_force_rejects_blank_reason() -> None:
-    with pytest.raises(InvalidForce, match="reason"):
-        force(new_breaker(NAME, 0.0), P, State.OPEN, 60.0, "alice", " \t\n", 10.0)
+@pytest.mark.parametrize(
+    ("state", "ttl", "reason", "names"), INVALID_FORCES.values(), ids=list(INVALID_FORCES)
+)
+def test_force_rejects_an_invalid_request_naming_what_is_wrong(
+    state: State, ttl: float, reason: str, names: str
+) -> None:
+    with pytest.raises(InvalidForce, match=names):
+        force(new_breaker(NAME, 0.0), P, state, ttl, "alice", reason, 10.0)
 
 
 def test_force_rejects_a_ttl_too_small_to_move_the_expiry() -> None:

@@ -43,46 +43,32 @@ def resolver(dns_server: DnsStandin, clock: Clock) -> SipResolver:
     return SipResolver(["127.0.0.1"], port=dns_server.port, timeout=0.5, clock=clock)
 
 
-async def test_srv_then_a_gives_the_srv_port(dns_server: DnsStandin, resolver: SipResolver) -> None:
-    dns_server.add("_sip._udp.example.test", "SRV", 60, "10 5 5071 sip1.example.test.")
-    dns_server.add("sip1.example.test", "A", 60, "127.0.0.1")
+SRV_CHOICES = {
+    "srv-port": (["10 5 5071 sip1.example.test."], ["sip1"], 5071),
+    "lowest-priority-then-highest-weight": (
+        ["20 100 5001 a.example.test.", "10 1 5002 b.example.test.", "10 9 5003 c.example.test."],
+        ["a", "b", "c"],
+        5003,
+    ),
+    "target-without-address-falls-to-the-next": (
+        ["10 5 5001 gone.example.test.", "20 5 5002 b.example.test."],
+        ["b"],
+        5002,
+    ),
+}
+
+
+@pytest.mark.parametrize(("records", "with_a", "port"), SRV_CHOICES.values(), ids=list(SRV_CHOICES))
+async def test_srv_gives_the_port_of_the_best_target_that_has_an_address(
+    dns_server: DnsStandin, resolver: SipResolver, records: list[str], with_a: list[str], port: int
+) -> None:
+    """Lowest priority first, then highest weight; a target without an address is skipped."""
+    dns_server.add("_sip._udp.example.test", "SRV", 60, *records)
+    for host in with_a:
+        dns_server.add(f"{host}.example.test", "A", 60, "127.0.0.1")
     found = await resolver.resolve(parse_target("sip:example.test"))
     assert found.ok, found.error
-    assert found.addresses == (("127.0.0.1", 5071),), found
-
-
-async def test_srv_lowest_priority_then_highest_weight_wins(
-    dns_server: DnsStandin, resolver: SipResolver
-) -> None:
-    dns_server.add(
-        "_sip._udp.example.test",
-        "SRV",
-        60,
-        "20 100 5001 a.example.test.",
-        "10 1 5002 b.example.test.",
-        "10 9 5003 c.example.test.",
-    )
-    for name in "abc":
-        dns_server.add(f"{name}.example.test", "A", 60, "127.0.0.1")
-    found = await resolver.resolve(parse_target("sip:example.test"))
-    assert found.addresses == (("127.0.0.1", 5003),), (
-        f"expected c (prio 10, weight 9); seen {found}"
-    )
-
-
-async def test_srv_target_without_address_falls_to_the_next_record(
-    dns_server: DnsStandin, resolver: SipResolver
-) -> None:
-    dns_server.add(
-        "_sip._udp.example.test",
-        "SRV",
-        60,
-        "10 5 5001 gone.example.test.",
-        "20 5 5002 b.example.test.",
-    )
-    dns_server.add("b.example.test", "A", 60, "127.0.0.1")
-    found = await resolver.resolve(parse_target("sip:example.test"))
-    assert found.addresses == (("127.0.0.1", 5002),), found
+    assert found.addresses == (("127.0.0.1", port),), f"expected port {port}; seen {found}"
 
 
 async def test_no_srv_falls_back_to_a_on_5060(

@@ -13,12 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from breaker.probes import SipProbe
-from breaker.probes._sipmsg import (
-    FramingError,
-    SipRequest,
-    StreamFramer,
-    parse_response,
-)
+from breaker.probes._framing import FramingError, StreamFramer
+from breaker.probes._sipmsg import SipRequest, parse_response
 from tests.probes.helpers import expect, forged, make_cfg
 from tests.support.sip_standin import SipStandin
 

@@ -28,6 +28,20 @@ def next_cseq(request: SipRequest) -> str:
     return f"{number + 1} {method}"
 
 
+async def ok_after_ignoring(
+    standin: SipStandin,
+    cfg: BreakerConfig,
+    sip_probe: ProbeFactory,
+    junk: Callable[[SipRequest], Sequence[bytes]],
+    ignored: int,
+) -> None:
+    """One check with `junk(request)` sent before the right answer: ok, `ignored` dropped."""
+    standin.responder = lambda req: [*junk(req), standin.answer(req)]
+    probe = sip_probe(cfg)
+    expect(await probe.check(), "ok")
+    assert probe.ignored == ignored, f"expected {ignored} ignored, seen {probe.ignored}"
+
+
 GARBAGE: list[bytes] = [
     b"",
     b"\x00\xff\xfe garbage",
@@ -45,11 +59,8 @@ GARBAGE: list[bytes] = [
 async def test_garbage_before_the_answer_is_ignored(
     udp_standin: SipStandin, sip_probe: ProbeFactory
 ) -> None:
-    udp_standin.responder = lambda req: [*GARBAGE, udp_standin.answer(req)]
-    probe = sip_probe(udp_cfg(udp_standin))
-    expect(await probe.check(), "ok")
     sent = len([g for g in GARBAGE if g])  # asyncio does not send empty datagrams
-    assert probe.ignored == sent, f"expected {sent} ignored, seen {probe.ignored}"
+    await ok_after_ignoring(udp_standin, udp_cfg(udp_standin), sip_probe, lambda _: GARBAGE, sent)
 
 
 def _wrong_branch(req: SipRequest) -> bytes:
@@ -91,46 +102,32 @@ async def test_mismatched_response_before_the_right_one_does_not_count(
     udp_standin: SipStandin, sip_probe: ProbeFactory, mismatch: Callable[[SipRequest], bytes]
 ) -> None:
     # the forged one says 503: had it matched, the probe would fail with status 503
-    udp_standin.responder = lambda req: [
-        mismatch(req).replace(b"200 OK", b"503 Service Unavailable"),
-        udp_standin.answer(req),
-    ]
-    expect(await sip_probe(udp_cfg(udp_standin)).check(), "ok")
+    def forged_503(req: SipRequest) -> list[bytes]:
+        return [mismatch(req).replace(b"200 OK", b"503 Service Unavailable")]
+
+    await ok_after_ignoring(udp_standin, udp_cfg(udp_standin), sip_probe, forged_503, 1)
 
 
+@pytest.mark.parametrize(
+    ("then_right", "second"), [(False, "timeout"), (True, "ok")], ids=["alone", "then-right"]
+)
 async def test_late_response_of_previous_probe_does_not_answer_the_next(
-    udp_standin: SipStandin, sip_probe: ProbeFactory
+    udp_standin: SipStandin, sip_probe: ProbeFactory, then_right: bool, second: str
 ) -> None:
-    held: list[bytes] = []
-
-    def hold_first(req: SipRequest) -> Sequence[bytes]:
-        if not held:
-            held.append(udp_standin.answer(req))
-            return []  # probe 1 gets nothing now...
-        return [held[0]]  # ...and its answer arrives during probe 2
-
-    udp_standin.responder = hold_first
-    probe = sip_probe(udp_cfg(udp_standin))
-    expect(await probe.check(), "timeout")
-    expect(await probe.check(), "timeout")
-    assert probe.ignored == 1, f"expected the late answer to be ignored, ignored={probe.ignored}"
-
-
-async def test_late_response_then_right_response_is_ok(
-    udp_standin: SipStandin, sip_probe: ProbeFactory
-) -> None:
+    """Probe 1's answer (a 503) arrives during probe 2, alone or before probe 2's own."""
     held: list[bytes] = []
 
     def hold_first(req: SipRequest) -> Sequence[bytes]:
         if not held:
             held.append(udp_standin.answer(req, 503))
-            return []
-        return [held[0], udp_standin.answer(req)]
+            return []  # probe 1 gets nothing now...
+        return [held[0], *([udp_standin.answer(req)] if then_right else [])]  # ...but later
 
     udp_standin.responder = hold_first
     probe = sip_probe(udp_cfg(udp_standin))
     expect(await probe.check(), "timeout")
-    expect(await probe.check(), "ok")
+    expect(await probe.check(), second)
+    assert probe.ignored == 1, f"expected the late answer to be ignored, ignored={probe.ignored}"
 
 
 async def test_duplicated_response_is_harmless_for_the_next_probe(
@@ -186,14 +183,10 @@ MALFORMED = {
 async def test_malformed_response_is_ignored_and_the_right_one_still_matches(
     udp_standin: SipStandin, sip_probe: ProbeFactory, change: tuple[bytes, bytes]
 ) -> None:
-    def malformed(req: SipRequest) -> Sequence[bytes]:
-        bad = udp_standin.answer(req, 503).replace(*change)
-        return [bad, udp_standin.answer(req)]
+    def malformed(req: SipRequest) -> list[bytes]:
+        return [udp_standin.answer(req, 503).replace(*change)]
 
-    udp_standin.responder = malformed
-    probe = sip_probe(udp_cfg(udp_standin))
-    expect(await probe.check(), "ok")
-    assert probe.ignored == 1, f"expected the malformed one ignored, ignored={probe.ignored}"
+    await ok_after_ignoring(udp_standin, udp_cfg(udp_standin), sip_probe, malformed, 1)
 
 
 async def test_response_split_over_tcp_segments_is_reassembled(
@@ -210,11 +203,11 @@ async def test_response_split_over_tcp_segments_is_reassembled(
 async def test_garbage_messages_on_tcp_are_ignored(
     tcp_standin: SipStandin, sip_probe: ProbeFactory
 ) -> None:
-    junk = [b"junk\r\n\r\n", b"SIP/2.0 200 OK\r\nContent-Length: 3\r\n\r\nabc"]
-    tcp_standin.responder = lambda req: [*junk, _wrong_branch(req), tcp_standin.answer(req)]
-    probe = sip_probe(tcp_cfg(tcp_standin))
-    expect(await probe.check(), "ok")
-    assert probe.ignored == 3, f"expected 3 ignored messages, seen {probe.ignored}"
+    def junk(req: SipRequest) -> list[bytes]:
+        framed = b"SIP/2.0 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+        return [b"junk\r\n\r\n", framed, _wrong_branch(req)]
+
+    await ok_after_ignoring(tcp_standin, tcp_cfg(tcp_standin), sip_probe, junk, 3)
 
 
 async def test_unframeable_tcp_stream_fails_the_probe_and_reconnects_next_time(

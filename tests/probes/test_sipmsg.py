@@ -6,10 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from breaker.probes._framing import FramingError, StreamFramer
 from breaker.probes._sipmsg import (
-    FramingError,
     SipResponse,
-    StreamFramer,
     Transaction,
     build_request,
     format_message,
@@ -274,5 +273,6 @@ def test_stream_framer_refuses_endless_headers() -> None:
 
 def test_status_line_is_rebuilt_for_details() -> None:
     assert (
-        SipResponse(503, "Service Unavailable", ()).status_line == "SIP/2.0 503 Service Unavailable"
+        SipResponse(503, "Service Unavailable", headers=()).status_line
+        == "SIP/2.0 503 Service Unavailable"
     )

@@ -1,0 +1,21 @@
+"""A running service (scripted probes, real Redis) for the API tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from breaker.service import Service
+from tests.support.procs import RedisServer
+from tests.support.scripted import ScriptedProbes, settings_for
+
+
+@pytest.fixture
+async def service(redis_server: RedisServer) -> AsyncIterator[Service]:
+    svc = Service(settings_for(redis_server.url, slow_start=60.0), probe_factory=ScriptedProbes())
+    await svc.start()
+    try:
+        yield svc
+    finally:
+        await svc.stop()
