@@ -13,7 +13,7 @@ from pathlib import Path
 from bench import BENCHMARKS
 from bench._common import BENCH_DIR, Result
 from bench._report import render
-from lab._procs import require
+from testbed.procs import require
 
 REPO = BENCH_DIR.parent
 

@@ -12,18 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab._procs import (
-    LOOPBACK,
-    PROXY_CFG,
-    Define,
-    Kamailio,
-    SippRun,
-    free_port,
-    group_cpu_seconds,
-    proxy_defines,
-)
-from lab._procs import run_sipp as lab_run_sipp
 from lab._report import machine
+from testbed.cpu import group_cpu_seconds
+from testbed.kamailio import PROXY_CFG, Define, Kamailio, proxy_defines
+from testbed.procs import LOOPBACK, free_port
+from testbed.sipp import SippRun
+from testbed.sipp import run_sipp as run_sipp_file
+from testbed.verdicts import VerdictWriter
 
 BENCH_DIR = Path(__file__).resolve().parent
 SCENARIOS = BENCH_DIR / "scenarios"
@@ -104,7 +99,7 @@ def run_sipp(
     timeout: float,
 ) -> SippRun:
     """A bench/scenarios sipp run from the load core against a loopback port."""
-    return lab_run_sipp(
+    return run_sipp_file(
         SCENARIOS / f"{scenario}.xml",
         (LOOPBACK, target),
         calls=calls,
@@ -234,56 +229,6 @@ def cpu_model() -> str:
     return str(machine()["cpu_model"])
 
 
-class VerdictWriter:
-    """Writes `breaker:{presence}` as the sidecar does (HSET + PEXPIRE), for runs without it."""
-
-    def __init__(self, redis_port: int, name: str = "presence") -> None:
-        import redis
-
-        self.client = redis.Redis(host=LOOPBACK, port=redis_port, decode_responses=True)
-        self.key = f"breaker:{{{name}}}"
-        self.epoch = 0
-
-    def set(self, state: str, retry_after: int = 10, ttl_ms: int = 3_600_000) -> int:
-        self.epoch += 1
-        now = f"{time.time():.3f}"
-        admit = {"closed": 100, "open": 0}.get(state, 50)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(
-            self.key,
-            mapping={
-                "state": state,
-                "admit": admit,
-                "epoch": self.epoch,
-                "since": now,
-                "reason": "bench",
-                "retry_after": 0 if state == "closed" else retry_after,
-                "forced": "",
-                "forced_by": "",
-                "forced_reason": "",
-                "forced_until": "",
-                "computed": state,
-                "updated": now,
-                "contract": 1,
-            },
-        )
-        pipe.pexpire(self.key, ttl_ms)
-        pipe.execute()
-        return self.epoch
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def wait_verdict(proxy: Kamailio, state: str, epoch: int, timeout: float = 5.0) -> None:
-    """Until the proxy's log says it enforces `state` at `epoch`."""
-    needle = f"state={state} "
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in reversed(proxy.log.read_text(errors="replace").splitlines()):
-            if "event=breaker.verdict" in line:
-                if needle in line and f"epoch={epoch} " in line:
-                    return
-                break
-        time.sleep(0.05)
-    raise RuntimeError(f"proxy did not report state={state} epoch={epoch} within {timeout}s")
+def verdict_writer(redis_port: int, name: str = "presence") -> VerdictWriter:
+    """Writes `breaker:{name}` as the sidecar does, for runs without it; lasts the run."""
+    return VerdictWriter(redis_port, name, reason="bench", retry_after=10, ttl_ms=3_600_000)

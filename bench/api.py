@@ -18,16 +18,10 @@ import time
 from pathlib import Path
 
 from bench._common import LOAD_CPU, SUT_CPU, Result, fast_responder, percentile
-from lab._procs import (
-    LOOPBACK,
-    Child,
-    Redis,
-    Sidecar,
-    free_port,
-    port_open,
-    sidecar_toml,
-    wait_until,
-)
+from testbed.procs import LOOPBACK, Child, free_port, port_open
+from testbed.redis import Redis
+from testbed.sidecar import Sidecar, sidecar_toml
+from testbed.waiting import wait_until
 
 RATE = 2000
 P99_GOAL_MS = 5.0

@@ -41,11 +41,9 @@ from bench._common import Result, median, percentile
 from bench._stack import stack
 from breaker.core import detection_bound
 from breaker.store import EVENTS_CHANNEL
-from lab._procs import (
-    LOOPBACK,
-    Kamailio,
-)
 from lab._sip import SipUac, publish_mwi
+from testbed.kamailio import Kamailio
+from testbed.procs import LOOPBACK
 
 # 1. bound
 INTERVAL, TIMEOUT, FALL, RISE, POLL_MS = 0.5, 0.25, 3, 2, 300

@@ -24,7 +24,7 @@ import redis
 from redis.sentinel import Sentinel
 
 from bench._common import Result, median
-from lab._procs import require
+from testbed.procs import require
 from tests.support.redis_ha import MASTER_NAME, SentinelSet, SwitchWatch
 from tests.support.sidecar import Sidecar
 

@@ -26,7 +26,7 @@ from bench._common import Result
 from bench._lossy_relay import LossyRelay
 from bench._stack import stack
 from bench.detection import _Events
-from lab._procs import LOOPBACK, free_port
+from testbed.procs import LOOPBACK, free_port
 
 LOSSES = {"loss2": 0.02, "loss5": 0.05}
 # same relays, the defaults but a fixed timeout: does the adaptive one cost false alarms?

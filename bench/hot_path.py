@@ -20,14 +20,15 @@ from typing import Any
 
 from bench._common import (
     Result,
-    VerdictWriter,
     fast_responder,
     flood,
     measured_proxy,
     median,
-    wait_verdict,
+    verdict_writer,
 )
-from lab._procs import Define, Kamailio, Redis, free_port
+from testbed.kamailio import Define, Kamailio
+from testbed.procs import free_port
+from testbed.redis import Redis
 
 GOAL = 0.95
 VARIANTS: tuple[tuple[str, str | None, str], ...] = (
@@ -64,7 +65,7 @@ def run(quick: bool, workdir: Path) -> Result:
     )
     started = time.monotonic()
     redis = Redis(workdir / "redis").start()
-    writer = VerdictWriter(redis.port)
+    writer = verdict_writer(redis.port)
     measured: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in VARIANTS}
     try:
         with fast_responder(workdir / "responder") as responder:
@@ -77,7 +78,7 @@ def run(quick: bool, workdir: Path) -> Result:
                     try:
                         if state is not None:
                             epoch = writer.set(state)
-                            wait_verdict(proxy, state, epoch)
+                            proxy.wait_verdict(state=state, epoch=epoch)
                         flood(proxy, scenario, max(1000, calls // 10), workdir)  # warm-up
                         measured[name].append(flood(proxy, scenario, calls, workdir))
                     finally:

@@ -37,7 +37,6 @@ import redis as redis_py
 
 from bench._common import (
     Result,
-    VerdictWriter,
     fast_responder,
     flood,
     measured_proxy,
@@ -45,21 +44,15 @@ from bench._common import (
     paced_publish,
     redis_commands,
     redis_load_row,
+    verdict_writer,
 )
 from breaker.core import detection_bound
-from lab._procs import (
-    LOOPBACK,
-    PRESENCE_CFG,
-    Kamailio,
-    Redis,
-    Sidecar,
-    create_presence_db,
-    free_port,
-    quoted,
-    sidecar_toml,
-    wait_until,
-)
 from lab._sip import SipUac, publish_mwi
+from testbed.kamailio import PRESENCE_CFG, Kamailio, create_presence_db, quoted
+from testbed.procs import LOOPBACK, free_port
+from testbed.redis import Redis
+from testbed.sidecar import Sidecar, sidecar_toml
+from testbed.waiting import wait_until
 
 MEMBER_COUNTS = (3, 30)
 RATES = (10, 2000)
@@ -104,12 +97,11 @@ def _wait_members(proxy: Kamailio, expected: dict[str, str], timeout: float = 10
     """Until the proxy's last verdict line per member says the expected state, from Redis."""
 
     def seen() -> bool:
-        text = proxy.log.read_text(errors="replace")
-        for name, state in expected.items():
-            lines = [ln for ln in text.splitlines() if f"event=breaker.verdict name={name} " in ln]
-            if not lines or f"state={state} " not in lines[-1] or "source=redis" not in lines[-1]:
-                return False
-        return True
+        latest = proxy.latest_verdicts()
+        return all(
+            name in latest and latest[name].matches(state=state, source="redis")
+            for name, state in expected.items()
+        )
 
     wait_until(seen, timeout, what=f"the proxy to read {len(expected)} member verdicts")
 
@@ -123,7 +115,7 @@ def _redis_load(quick: bool, workdir: Path) -> list[dict[str, Any]]:
         with fast_responder(workdir / "responder-load") as responder:
             for count in MEMBER_COUNTS:
                 names = _members(count)
-                writers = [VerdictWriter(redis.port, name) for name in names]
+                writers = [verdict_writer(redis.port, name) for name in names]
                 for w in writers:
                     w.set("closed")
                 dslist = _dslist(workdir, responder.port, names)
@@ -162,7 +154,7 @@ def _hot_path(quick: bool, workdir: Path) -> list[dict[str, Any]]:
     )
     measured: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in variants}
     redis = Redis(workdir / "redis-hot").start()
-    writers = {name: VerdictWriter(redis.port, name) for name in names}
+    writers = {name: verdict_writer(redis.port, name) for name in names}
     try:
         with fast_responder(workdir / "responder-hot") as responder:
             dslist = _dslist(workdir, responder.port, names)

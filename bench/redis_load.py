@@ -17,15 +17,15 @@ import redis as redis_py
 
 from bench._common import (
     Result,
-    VerdictWriter,
     fast_responder,
     measured_proxy,
     paced_publish,
     redis_commands,
     redis_load_row,
-    wait_verdict,
+    verdict_writer,
 )
-from lab._procs import LOOPBACK, Redis
+from testbed.procs import LOOPBACK
+from testbed.redis import Redis
 
 RATES = (10, 1000, 5000)
 SENT = ("hmget", "eval", "evalsha", "select", "ping", "auth", "hello", "client")
@@ -44,14 +44,14 @@ def run(quick: bool, workdir: Path) -> Result:
     started = time.monotonic()
     redis = Redis(workdir / "redis").start()
     client = redis_py.Redis(host=LOOPBACK, port=redis.port, decode_responses=True)
-    writer = VerdictWriter(redis.port)
+    writer = verdict_writer(redis.port)
     rows = []
     try:
         with fast_responder(workdir / "responder") as responder:
             proxy = measured_proxy(workdir, responder.port, redis.port, BREAKER_POLL_MS=300).start()
             try:
                 epoch = writer.set("closed")
-                wait_verdict(proxy, "closed", epoch)
+                proxy.wait_verdict(state="closed", epoch=epoch)
                 for rate in RATES:
                     client.config_resetstat()
                     sipp, elapsed = paced_publish(proxy.port, rate, seconds, workdir)

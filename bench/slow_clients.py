@@ -18,15 +18,10 @@ from pathlib import Path
 
 from bench._common import LOAD_CPU, SUT_CPU, Result, fast_responder
 from bench.api import RATE, _fixed_rate
-from lab._procs import (
-    LOOPBACK,
-    Child,
-    Redis,
-    Sidecar,
-    free_port,
-    sidecar_toml,
-    wait_until,
-)
+from testbed.procs import LOOPBACK, Child, free_port
+from testbed.redis import Redis
+from testbed.sidecar import Sidecar, sidecar_toml
+from testbed.waiting import wait_until
 
 SLOW_CONNECTIONS = 200
 RATIO_GOAL = 2.0

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import redis
 
-from lab._procs import create_presence_db, quoted
+from testbed.kamailio import create_presence_db, quoted
 from tests.kamailio.harness import (
     PRESENCE_CFG,
     PROXY_CFG,

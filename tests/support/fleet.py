@@ -3,23 +3,18 @@ watching several SIP stand-ins (tests/cli/harness.Standin, SIGSTOP-able)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support.procs import Proc, free_port_both, wait_until
+from testbed.sip_standin import StandinProcess
+from tests.support.procs import Proc
 from tests.support.sidecar import Sidecar
 
 
 def start_standin(workdir: Path) -> tuple[Proc, int]:
     """A SIP stand-in (answers OPTIONS) on a fresh loopback port."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port_both()
-    counts = workdir / "standin.json"
-    argv = [sys.executable, "-m", "tests.support.sip_standin", "--port", str(port)]
-    proc = Proc([*argv, "--count-file", str(counts)], workdir / "standin.log")
-    wait_until(counts.exists, 10, what="stand-in to listen")
-    return proc, port
+    standin = StandinProcess(workdir)
+    return standin.proc, standin.port
 
 
 def observer(
