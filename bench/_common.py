@@ -16,6 +16,7 @@ from lab._report import machine
 from testbed.cpu import group_cpu_seconds
 from testbed.kamailio import PROXY_CFG, Define, Kamailio, proxy_defines
 from testbed.procs import LOOPBACK, free_port
+from testbed.sidecar import Sidecar, sidecar_toml
 from testbed.sipp import SippRun
 from testbed.sipp import run_sipp as run_sipp_file
 from testbed.verdicts import VerdictWriter
@@ -223,6 +224,20 @@ def fast_responder(workdir: Path, children: int = 1) -> Iterator[Kamailio]:
         yield kam
     finally:
         kam.stop()
+
+
+def measured_sidecar(workdir: Path, redis_url: str, target_port: int, **breaker: object) -> Sidecar:
+    """A started sidecar (quiet log) on the system-under-test core, one breaker `presence`
+    probing the SIP server on `target_port`."""
+    api_port = free_port()
+    target = f"sip:{LOOPBACK}:{target_port};transport=udp"
+    text = sidecar_toml(
+        redis_url=redis_url,
+        api_port=api_port,
+        breakers=[{"name": "presence", "target": target, **breaker}],
+        level="warning",
+    )
+    return Sidecar(workdir / "sidecar", text, api_port).start(wrapper=SUT_CPU)
 
 
 def cpu_model() -> str:

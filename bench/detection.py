@@ -471,16 +471,16 @@ def _live(count: int, workdir: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- all three
 
 
-def run(quick: bool, workdir: Path) -> Result:
+TITLE = "Detection: lock-up → open, against Kamailio's dispatcher, and → first local 503"
+GOAL_TEXT = (
+    f"median lock-up → open ≤ {PEER_GOAL} x the dispatcher's at the defaults, same probe "
+    f"rate, over ≥ 20 freezes; p95 ≤ {GOAL} x bound"
+)
+
+
+def run(result: Result, workdir: Path) -> Result:
+    quick = result.quick
     count, peer_count, live_count = (2, 2, 1) if quick else (25, 25, 12)
-    result = Result(
-        "detection",
-        "Detection: lock-up → open, against Kamailio's dispatcher, and → first local 503",
-        f"median lock-up → open ≤ {PEER_GOAL} x the dispatcher's at the defaults, same probe "
-        f"rate, over ≥ 20 freezes; p95 ≤ {GOAL} x bound",
-        quick,
-    )
-    started = time.monotonic()
     peer = _peer(peer_count, workdir / "peer")
     bound = _bound(count, workdir / "bound")
     live = _live(live_count, workdir / "live")
@@ -511,5 +511,4 @@ def run(quick: bool, workdir: Path) -> Result:
         f"{rejected.get('p95_ratio')} x {REJECT_BOUND:g} s; live {LIVE_RATE} PUBLISH/s: "
         f"open p50 {lw.get('p50_s')} s vs {lo.get('p50_s')} s idle"
     )
-    result.duration_s = time.monotonic() - started
     return result

@@ -82,16 +82,16 @@ def _transitions(r: redis.Redis, prefix: str) -> int:
     return len([1 for _, fields in entries if fields and fields.get("event") == "transition"])
 
 
-def run(quick: bool, workdir: Path) -> Result:
+TITLE = "Fleet: three observers voting vs one sidecar"
+GOAL_TEXT = (
+    "3 observers detect within the bound + one vote refresh; 0 transitions with one "
+    "partitioned observer"
+)
+
+
+def run(result: Result, workdir: Path) -> Result:
+    quick = result.quick
     rounds, partition_s, warmup, window = (1, 2.0, 1.0, 2.0) if quick else (8, 30.0, 5.0, 20.0)
-    result = Result(
-        "fleet",
-        "Fleet: three observers voting vs one sidecar",
-        "3 observers detect within the bound + one vote refresh; 0 transitions with one "
-        "partitioned observer",
-        quick,
-    )
-    started = time.monotonic()
     store = Redis(workdir / "redis").start()
     r = redis.Redis.from_url(store.url, decode_responses=True)
     children: list[Child] = []
@@ -175,5 +175,4 @@ def run(quick: bool, workdir: Path) -> Result:
         "goal for 3 observers: the bound + one vote refresh (interval) + 0.3 s scheduling "
         "slack on a shared 2-core machine; all sidecars share core 0 with the others"
     )
-    result.duration_s = time.monotonic() - started
     return result

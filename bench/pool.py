@@ -352,15 +352,15 @@ def _failover(quick: bool, workdir: Path) -> dict[str, Any]:
         redis.stop()
 
 
-def run(quick: bool, workdir: Path) -> Result:
-    result = Result(
-        "pool",
-        "Presence pool: failover, Redis load per member count, the pool route's hot path",
-        f"Redis commands/s flat in the SIP rate with 3 and 30 members (within {FLAT}x); "
-        "the pool route's CPU cost is reported, not judged",
-        quick,
-    )
-    started = time.monotonic()
+TITLE = "Presence pool: failover, Redis load per member count, the pool route's hot path"
+GOAL_TEXT = (
+    f"Redis commands/s flat in the SIP rate with 3 and 30 members (within {FLAT}x); "
+    "the pool route's CPU cost is reported, not judged"
+)
+
+
+def run(result: Result, workdir: Path) -> Result:
+    quick = result.quick
     failover = _failover(quick, workdir)
     load = _redis_load(quick, workdir)
     hot = _hot_path(quick, workdir)
@@ -404,5 +404,4 @@ def run(quick: bool, workdir: Path) -> Result:
         "`$du` from the htable instead of calling ds_select_dst measured about 1.0x "
         "(one run, quick floods)"
     )
-    result.duration_s = time.monotonic() - started
     return result

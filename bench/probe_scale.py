@@ -81,15 +81,13 @@ def _one(count: int, workdir: Path, warmup: float, window: float) -> dict[str, o
     }
 
 
-def run(quick: bool, workdir: Path) -> Result:
+TITLE = "Probe scale: sidecar CPU per probed target at 1 Hz"
+GOAL_TEXT = f"1,000 targets at 1 Hz under {GOAL_PERCENT:g} % of one core"
+
+
+def run(result: Result, workdir: Path) -> Result:
+    quick = result.quick
     warmup, window = (2.0, 4.0) if quick else (5.0, 20.0)
-    result = Result(
-        "probe_scale",
-        "Probe scale: sidecar CPU per probed target at 1 Hz",
-        f"1,000 targets at 1 Hz under {GOAL_PERCENT:g} % of one core",
-        quick,
-    )
-    started = time.monotonic()
     rows = [_one(count, workdir, warmup, window) for count in COUNTS]
     result.data = {"interval_s": 1.0, "method": "OPTIONS", "transport": "udp", "rows": rows}
     biggest = rows[-1]
@@ -104,5 +102,4 @@ def run(quick: bool, workdir: Path) -> Result:
         "targets: one UDP port each on 127.0.0.1, all served by one stand-in process on the "
         "load core; all_closed says every probe kept succeeding during the window"
     )
-    result.duration_s = time.monotonic() - started
     return result

@@ -10,7 +10,6 @@ the commands the EVAL script runs inside Redis (HINCRBY x2, HSET, EXPIRE).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import redis as redis_py
@@ -33,15 +32,15 @@ NOT_KAMAILIO = ("info", "config", "hset", "pexpire", "multi", "exec")  # ours, n
 FLAT = 1.25  # "flat": the highest rate costs at most this much more than the lowest
 
 
-def run(quick: bool, workdir: Path) -> Result:
+TITLE = "Redis load from one Kamailio vs. SIP request rate"
+GOAL_TEXT = (
+    f"flat: commands/s independent of the SIP rate (highest rate within {FLAT}x of the lowest)"
+)
+
+
+def run(result: Result, workdir: Path) -> Result:
+    quick = result.quick
     seconds = 3 if quick else 10
-    result = Result(
-        "redis_load",
-        "Redis load from one Kamailio vs. SIP request rate",
-        f"flat: commands/s independent of the SIP rate (highest rate within {FLAT}x of the lowest)",
-        quick,
-    )
-    started = time.monotonic()
     redis = Redis(workdir / "redis").start()
     client = redis_py.Redis(host=LOOPBACK, port=redis.port, decode_responses=True)
     writer = verdict_writer(redis.port)
@@ -85,5 +84,4 @@ def run(quick: bool, workdir: Path) -> Result:
         "expected: one HMGET per poll plus one EVAL per poll in which anything was forwarded, "
         "i.e. ≤ 2 x 1000/300 = 6.7 commands/s sent, whatever the SIP rate"
     )
-    result.duration_s = time.monotonic() - started
     return result
