@@ -160,31 +160,33 @@ def paced_publish(port: int, rate: int, seconds: float, workdir: Path) -> tuple[
     return sipp, time.monotonic() - started
 
 
-def redis_load_row(
-    sip_rate_achieved: float, elapsed: float, sent: dict[str, int], calls: dict[str, int]
+NOT_KAMAILIO = ("info", "config", "hset", "pexpire", "multi", "exec")  # ours, not Kamailio's
+
+
+def redis_load_at(
+    client: Any, proxy_port: int, rate: int, seconds: float, workdir: Path, sent: Sequence[str]
 ) -> dict[str, Any]:
-    """One measured rate: what the proxy sent to Redis and what Redis executed, per second."""
-    return {
-        "sip_rate_achieved": round(sip_rate_achieved, 1),
-        "seconds": round(elapsed, 2),
-        "commands_sent_per_s": round(sum(sent.values()) / elapsed, 2),
-        "commands_executed_per_s": round(sum(calls.values()) / elapsed, 2),
-        "sent": sent,
-        "executed": calls,
-    }
-
-
-def redis_commands(
-    client: Any, sent_names: Sequence[str], not_kamailio: Sequence[str]
-) -> tuple[dict[str, int], dict[str, int]]:
-    """From `INFO commandstats` since the last reset: (sent by Kamailio, all executed)."""
+    """PUBLISH at `rate` through the proxy; what it sent to Redis (commands named in `sent`)
+    and what Redis executed, per second, from `INFO commandstats`."""
+    client.config_resetstat()
+    sipp, elapsed = paced_publish(proxy_port, rate, seconds, workdir)
     stats = client.info("commandstats")
     calls = {
         k.removeprefix("cmdstat_"): int(v["calls"])
         for k, v in stats.items()
-        if not k.removeprefix("cmdstat_").startswith(tuple(not_kamailio))
+        if not k.removeprefix("cmdstat_").startswith(NOT_KAMAILIO)
     }
-    return {k: v for k, v in calls.items() if k in sent_names}, calls
+    by_kamailio = {k: v for k, v in calls.items() if k in sent}
+    return {
+        "sip_rate_target": rate,
+        "answered": sipp.successful,
+        "sip_rate_achieved": round(sipp.successful / elapsed, 1),
+        "seconds": round(elapsed, 2),
+        "commands_sent_per_s": round(sum(by_kamailio.values()) / elapsed, 2),
+        "commands_executed_per_s": round(sum(calls.values()) / elapsed, 2),
+        "sent": by_kamailio,
+        "executed": calls,
+    }
 
 
 RESPONDER_CFG = """#!KAMAILIO

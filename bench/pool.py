@@ -41,9 +41,7 @@ from bench._common import (
     flood,
     measured_proxy,
     median,
-    paced_publish,
-    redis_commands,
-    redis_load_row,
+    redis_load_at,
     verdict_writer,
 )
 from breaker.core import detection_bound
@@ -59,7 +57,6 @@ RATES = (10, 2000)
 FLAT = 1.25  # highest rate within this of the lowest, per member count
 HOT_FLOODS = {True: (3000, 1), False: (30000, 3)}  # PUBLISH per flood, rounds
 SENT = ("eval", "evalsha", "select", "ping", "auth", "hello", "client")
-NOT_KAMAILIO = ("info", "config", "hset", "pexpire", "multi", "exec")
 
 
 def _members(n: int) -> list[str]:
@@ -123,16 +120,8 @@ def _redis_load(quick: bool, workdir: Path) -> list[dict[str, Any]]:
                 try:
                     _wait_members(proxy, dict.fromkeys(names, "closed"))
                     for rate in RATES:
-                        client.config_resetstat()
-                        sipp, elapsed = paced_publish(proxy.port, rate, seconds, workdir)
-                        sent, calls = redis_commands(client, SENT, NOT_KAMAILIO)
-                        rows.append(
-                            {
-                                "members": count,
-                                "sip_rate_target": rate,
-                                **redis_load_row(sipp.successful / elapsed, elapsed, sent, calls),
-                            }
-                        )
+                        row = redis_load_at(client, proxy.port, rate, seconds, workdir, SENT)
+                        rows.append({"members": count, **row})
                 finally:
                     proxy.stop()
                     for w in writers:
@@ -299,8 +288,7 @@ def _failover(quick: bool, workdir: Path) -> dict[str, Any]:
         theirs = [u for u, h in home.items() if h == "presence-b"]
 
         frozen = servers["presence-b"]
-        assert frozen.child is not None
-        frozen.child.freeze()
+        frozen.freeze()
         locked_at = time.monotonic()
 
         first_failover = asyncio.run(_first_failover(proxy.port, theirs[0])) - locked_at
@@ -310,7 +298,7 @@ def _failover(quick: bool, workdir: Path) -> dict[str, Any]:
         others_ok = sum(n for s, n in outcomes.items() if s in FAILOVER_MEMBERS)
         local_503 = sum(1 for a in after.values() if a[0] == 503)
 
-        frozen.child.thaw()
+        frozen.thaw()
         where: dict[str, list[str]] = {u: [] for u in theirs}
         rounds = 0
         deadline = time.monotonic() + slow_start + 30

@@ -18,9 +18,7 @@ from bench._common import (
     Result,
     fast_responder,
     measured_proxy,
-    paced_publish,
-    redis_commands,
-    redis_load_row,
+    redis_load_at,
     verdict_writer,
 )
 from testbed.procs import LOOPBACK
@@ -28,7 +26,6 @@ from testbed.redis import Redis
 
 RATES = (10, 1000, 5000)
 SENT = ("hmget", "eval", "evalsha", "select", "ping", "auth", "hello", "client")
-NOT_KAMAILIO = ("info", "config", "hset", "pexpire", "multi", "exec")  # ours, not Kamailio's
 FLAT = 1.25  # "flat": the highest rate costs at most this much more than the lowest
 
 
@@ -51,17 +48,10 @@ def run(result: Result, workdir: Path) -> Result:
             try:
                 epoch = writer.set("closed")
                 proxy.wait_verdict(state="closed", epoch=epoch)
-                for rate in RATES:
-                    client.config_resetstat()
-                    sipp, elapsed = paced_publish(proxy.port, rate, seconds, workdir)
-                    sent, calls = redis_commands(client, SENT, NOT_KAMAILIO)
-                    rows.append(
-                        {
-                            "sip_rate_target": rate,
-                            "answered": sipp.successful,
-                            **redis_load_row(sipp.successful / elapsed, elapsed, sent, calls),
-                        }
-                    )
+                rows = [
+                    redis_load_at(client, proxy.port, rate, seconds, workdir, SENT)
+                    for rate in RATES
+                ]
             finally:
                 proxy.stop()
     finally:
