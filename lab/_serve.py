@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import signal
@@ -30,3 +31,18 @@ async def report_until_stopped(report: Callable[[], None], every: float = 0.2) -
         except TimeoutError:
             pass
     report()
+
+
+def output_options(parser: argparse.ArgumentParser) -> None:
+    """--stats FILE (totals, rewritten while running) and --events FILE (timestamps, at exit)."""
+    parser.add_argument("--stats", required=True, type=Path)
+    parser.add_argument("--events", type=Path)
+
+
+async def serve(
+    args: argparse.Namespace, totals: Callable[[], object], events: Callable[[], object]
+) -> None:
+    """Write the totals to --stats until stopped, then the events to --events if asked."""
+    await report_until_stopped(lambda: write_json(args.stats, totals()))
+    if args.events:
+        write_json(args.events, events())

@@ -12,10 +12,9 @@ import argparse
 import asyncio
 import random
 import sys
-from pathlib import Path
 
 from lab._dns import LOOPBACK, Policer
-from lab._serve import report_until_stopped, write_json
+from lab._serve import output_options, serve
 
 
 async def _bind(upstream: int, cap: float) -> Policer:
@@ -31,16 +30,10 @@ async def _bind(upstream: int, cap: float) -> Policer:
 
 async def _main(args: argparse.Namespace) -> int:
     policer = await _bind(args.upstream, args.cap)
-    stats = Path(args.stats)
     print(f"resolver ready: {policer.listen[0]}:53 -> {args.upstream}, cap {args.cap:g}/s")
-    await report_until_stopped(
-        lambda: write_json(
-            stats, {"address": policer.listen[0], "cap": args.cap, **policer.counts.totals()}
-        )
-    )
+    where = {"address": policer.listen[0], "cap": args.cap}
+    await serve(args, lambda: {**where, **policer.counts.totals()}, policer.counts.events)
     policer.close()
-    if args.events:
-        write_json(Path(args.events), policer.counts.events())
     return 0
 
 
@@ -48,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lab-resolver")
     parser.add_argument("--upstream", type=int, required=True, help="dnsmasq's port on 127.0.0.1")
     parser.add_argument("--cap", type=float, required=True, help="queries per second let through")
-    parser.add_argument("--stats", required=True)
-    parser.add_argument("--events")
+    output_options(parser)
     return asyncio.run(_main(parser.parse_args(argv)))
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 
 from lab._relay import Relay
-from lab._serve import report_until_stopped, write_json
+from lab._serve import output_options, serve
 from lab._tcp import Pbx
 from lab._uas import FarEnd
 
@@ -26,16 +25,13 @@ async def _main(args: argparse.Namespace) -> int:
     relay = await Relay((LOOPBACK, args.listen), (LOOPBACK, args.upstream)).start()
     far_end = await FarEnd(args.far_end).start() if args.far_end else None
     pbx = await Pbx(args.pbx).start() if args.pbx else None
-    stats = Path(args.stats)
     print(f"wire ready: relay {args.listen} -> {args.upstream}", flush=True)
-    await report_until_stopped(lambda: write_json(stats, relay.counts.totals()))
+    await serve(args, relay.counts.totals, relay.counts.events)
     relay.close()
     if far_end is not None:
         far_end.close()
     if pbx is not None:
         pbx.close()
-    if args.events:
-        write_json(Path(args.events), relay.counts.events())
     return 0
 
 
@@ -45,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstream", type=int, required=True, help="the presence server's port")
     parser.add_argument("--far-end", type=int, default=0, help="port of the far-end UA (0: none)")
     parser.add_argument("--pbx", type=int, default=0, help="TCP port of the PBX (0: none)")
-    parser.add_argument("--stats", required=True)
-    parser.add_argument("--events")
+    output_options(parser)
     return asyncio.run(_main(parser.parse_args(argv)))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Self
 
 from testbed.procs import LOOPBACK, REPO, Child, LabError, Started, await_ready, require
-from testbed.verdicts import LoggedVerdict, logged_verdicts
+from testbed.verdicts import LoggedVerdict, VerdictWriter, logged_verdicts
 from testbed.waiting import TimedOut, wait_until
 
 KAMAILIO_CONFIG_DIR = REPO / "kamailio-config"
@@ -180,6 +180,14 @@ class Kamailio(Started):
                 f"{self.name}: no verdict line matching {expected} within {timeout:g}s; "
                 f"seen: {seen}"
             ) from None
+
+
+def enforced(
+    proxy: Kamailio, writer: VerdictWriter, state: str, retry_after: int | None = None
+) -> LoggedVerdict:
+    """Write a verdict to Redis and wait until `proxy` logs that it enforces it."""
+    epoch = writer.set(state, retry_after=retry_after)
+    return proxy.wait_verdict(state=state, epoch=epoch)
 
 
 def proxy_defines(

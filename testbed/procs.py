@@ -15,9 +15,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol, TypeVar
 
 from breaker._errors import BreakerError
 
@@ -177,3 +177,19 @@ class Started:
         if self.proc:
             self.proc.stop()
             self.proc = None
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Stoppable)
+
+
+@contextlib.contextmanager
+def stopping(part: S) -> Iterator[S]:
+    """`with stopping(Redis(dir).start()) as redis:` stops it however the block ends."""
+    try:
+        yield part
+    finally:
+        part.stop()

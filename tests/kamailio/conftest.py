@@ -11,13 +11,14 @@ Reusable fixtures:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from testbed.kamailio import presence_server as shipped_presence_server
-from testbed.procs import LabError, require
+from testbed.procs import LabError, require, stopping
 from tests.kamailio.harness import (
     PROXY_CFG,
     BreakerHash,
@@ -42,29 +43,20 @@ def kamailio_installed() -> None:
 
 @pytest.fixture
 def responder(tmp_path: Path) -> Iterator[Responder]:
-    stand_in = Responder(tmp_path / "responder").start()
-    try:
+    with stopping(Responder(tmp_path / "responder").start()) as stand_in:
         yield stand_in
-    finally:
-        stand_in.stop()
 
 
 @pytest.fixture
 def presence_server(tmp_path: Path) -> Iterator[Kamailio]:
-    server = shipped_presence_server(tmp_path / "presence", free_port_both()).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    with stopping(shipped_presence_server(tmp_path / "presence", free_port_both())) as server:
+        yield server.start()
 
 
 @pytest.fixture
 def breaker_hash(redis_server: RedisServer) -> Iterator[BreakerHash]:
-    hash_ = BreakerHash(redis_server.port)
-    try:
+    with contextlib.closing(BreakerHash(redis_server.port)) as hash_:
         yield hash_
-    finally:
-        hash_.client.close()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from testbed.kamailio import enforced
 from tests.kamailio.conftest import StartProxy
 from tests.kamailio.harness import BreakerHash, Kamailio, Responder, run_sipp
 from tests.kamailio.sip import SipClient, build_request
@@ -58,8 +59,7 @@ def test_unsolicited_mwi_notify_goes_to_the_presence_server(
 ) -> None:
     with SipClient(proxy.address) as client:
         assert client.transact(client.mwi_notify("mbox7")).code == 200
-        epoch = breaker_hash.set("open", retry_after=6)
-        proxy.wait_verdict(state="open", epoch=epoch)
+        enforced(proxy, breaker_hash, "open", retry_after=6)
         rejected = client.transact(client.mwi_notify("mbox7"))
     assert rejected.code == 503 and rejected.header("retry-after")
     assert responder.count("NOTIFY") == 1
@@ -69,8 +69,7 @@ def test_presence_max_rate_caps_what_is_forwarded(
     start_proxy: StartProxy, responder: Responder, breaker_hash: BreakerHash
 ) -> None:
     proxy = start_proxy(responder.port, BREAKER_PRESENCE_MAX_RATE=50)
-    epoch = breaker_hash.set("closed")
-    proxy.wait_verdict(state="closed", epoch=epoch)
+    enforced(proxy, breaker_hash, "closed")
     with SipClient(proxy.address) as client:
         started = time.monotonic()
         got = client.send_all([client.mwi_publish(f"mbox{i}") for i in range(400)])
