@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from testbed.kamailio import enforced
+from testbed.procs import stopping
 from tests.kamailio.conftest import StartProxy
 from tests.kamailio.harness import BreakerHash, Kamailio, Responder
 from tests.kamailio.sip import SipClient
@@ -41,16 +42,13 @@ def test_timeouts_to_a_frozen_presence_server_are_counted_in_redis(
 def test_5xx_from_the_presence_server_counts_as_failed(
     start_proxy: StartProxy, breaker_hash: BreakerHash, tmp_path: Path
 ) -> None:
-    broken = Responder(tmp_path / "broken", code=500).start()
-    try:
+    with stopping(Responder(tmp_path / "broken", code=500).start()) as broken:
         proxy = start_proxy(broken.port)
         with SipClient(proxy.address) as client:
             got = client.send_all([client.mwi_publish(f"mbox{i}") for i in range(7)])
         assert {r.code for r in got.values()} == {500}
         passive = breaker_hash.wait_passive("failed", 7)
         assert passive["forwarded"] == 7
-    finally:
-        broken.stop()
 
 
 def test_successful_transactions_are_forwarded_not_failed(

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from testbed.kamailio import enforced
+from testbed.procs import stopping
 from tests.kamailio.conftest import StartProxy
 from tests.kamailio.harness import BreakerHash, Kamailio, Responder, run_sipp
 from tests.kamailio.sip import SipClient, build_request
@@ -28,8 +29,7 @@ def test_presence_server_answers_mwi_publish_subscribe_and_options(
 
 
 def test_registrar_routes_to_the_registered_contact(proxy: Kamailio, tmp_path: Path) -> None:
-    phone = Responder(tmp_path / "phone").start()
-    try:
+    with stopping(Responder(tmp_path / "phone").start()) as phone:
         with SipClient(proxy.address) as client:
             domain = f"127.0.0.1:{proxy.port}"
             register = build_request(
@@ -50,8 +50,6 @@ def test_registrar_routes_to_the_registered_contact(proxy: Kamailio, tmp_path: P
         assert invite.code == 486, f"INVITE must reach bob's phone (486), got {invite.code}"
         assert phone.count("INVITE") == 1
         assert unknown.code == 404
-    finally:
-        phone.stop()
 
 
 def test_unsolicited_mwi_notify_goes_to_the_presence_server(
