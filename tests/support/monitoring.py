@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
+from testbed.procs import Started
 from tests.support.procs import Proc, free_port, wait_until
 
 PROMETHEUS = "/usr/bin/prometheus"
@@ -40,7 +41,15 @@ def _ready(url: str, proc: Proc, what: str) -> bool:
         return False
 
 
-class Prometheus:
+def _launch(daemon: Prometheus | Alertmanager, binary: str, url: str, *flags: str) -> None:
+    """Start a Prometheus-family daemon on its config; ready when `url`/-/ready answers."""
+    name = Path(binary).name
+    argv = [binary, f"--config.file={daemon.config}", *flags, "--log.level=warn"]
+    daemon.proc = proc = Proc(argv, daemon.workdir / f"{name}.log")
+    wait_until(lambda: _ready(f"{url}/-/ready", proc, name), 30, what=name)
+
+
+class Prometheus(Started):
     """`prometheus` scraping `jobs` every `interval`, with `rules`, alerting `alertmanager`."""
 
     def __init__(
@@ -73,24 +82,10 @@ class Prometheus:
         self.proc: Proc | None = None
 
     def start(self) -> Prometheus:
-        self.proc = Proc(
-            [
-                PROMETHEUS,
-                f"--config.file={self.config}",
-                f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--log.level=warn",
-            ],
-            self.workdir / "prometheus.log",
-        )
-        proc = self.proc
-        wait_until(lambda: _ready(f"{self.url}/-/ready", proc, "prometheus"), 30, what="prometheus")
+        storage = f"--storage.tsdb.path={self.workdir / 'data'}"
+        listen = f"--web.listen-address=127.0.0.1:{self.port}"
+        _launch(self, PROMETHEUS, self.url, storage, listen)
         return self
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.stop()
-            self.proc = None
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """Instant query; raises AssertionError with Prometheus' message on an error."""
@@ -173,7 +168,7 @@ class Webhook:
             return sorted({d.alert["labels"].get("alertname", "") for d in self.deliveries})
 
 
-class Alertmanager:
+class Alertmanager(Started):
     """`prometheus-alertmanager` routing everything to `webhook`, gossip off, short waits."""
 
     def __init__(self, workdir: Path, webhook: str, group_wait: str = "1s") -> None:
@@ -198,26 +193,14 @@ class Alertmanager:
         self.proc: Proc | None = None
 
     def start(self) -> Alertmanager:
-        self.proc = Proc(
-            [
-                ALERTMANAGER,
-                f"--config.file={self.config}",
-                f"--storage.path={self.workdir / 'data'}",
-                f"--web.listen-address={self.address}",
-                "--cluster.listen-address=",
-                "--log.level=warn",
-            ],
-            self.workdir / "alertmanager.log",
-        )
-        proc = self.proc
-        wait_until(
-            lambda: _ready(f"http://{self.address}/-/ready", proc, "alertmanager"),
-            30,
-            what="alertmanager",
+        storage = f"--storage.path={self.workdir / 'data'}"
+        listen = f"--web.listen-address={self.address}"
+        _launch(
+            self,
+            ALERTMANAGER,
+            f"http://{self.address}",
+            storage,
+            listen,
+            "--cluster.listen-address=",
         )
         return self
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.stop()
-            self.proc = None
