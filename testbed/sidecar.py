@@ -23,8 +23,10 @@ def sidecar_toml(
     redis: Table | None = None,
     api: Table | None = None,
     tokens: Sequence[Table] = (),
+    cluster: Table | None = None,
 ) -> str:
-    """A sidecar config: [redis], [api] (+ [[api.tokens]]), [logging], one [[breakers]] each.
+    """A sidecar config: [redis], [api] (+ [[api.tokens]]), [logging], one [[breakers]] each,
+    and [cluster] last when given.
 
     `redis` and `api` add keys to their tables (e.g. ssl_ca_file, open_reads).
     """
@@ -35,6 +37,8 @@ def sidecar_toml(
     lines += _table("[logging]", {"level": level, "format": log_format})
     for breaker in breakers:
         lines += _table("[[breakers]]", breaker)
+    if cluster is not None:
+        lines += _table("[cluster]", cluster)
     return "\n".join(lines) + "\n"
 
 
