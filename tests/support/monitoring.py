@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import yaml
@@ -41,16 +41,37 @@ def _ready(url: str, proc: Proc, what: str) -> bool:
         return False
 
 
-def _launch(daemon: Prometheus | Alertmanager, binary: str, url: str, *flags: str) -> None:
-    """Start a Prometheus-family daemon on its config; ready when `url`/-/ready answers."""
-    name = Path(binary).name
-    argv = [binary, f"--config.file={daemon.config}", *flags, "--log.level=warn"]
-    daemon.proc = proc = Proc(argv, daemon.workdir / f"{name}.log")
-    wait_until(lambda: _ready(f"{url}/-/ready", proc, name), 30, what=name)
+class _Daemon(Started):
+    """A Prometheus-family daemon on a free port: a YAML config, a data dir, ready when
+    /-/ready answers."""
+
+    name = ""
+    binary = ""
+
+    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config = workdir / f"{self.name}.yml"
+        self.config.write_text(yaml.safe_dump(config))
+        self.proc: Proc | None = None
+
+    def flags(self) -> list[str]:
+        return []
+
+    def start(self) -> Self:
+        argv = [self.binary, f"--config.file={self.config}", *self.flags(), "--log.level=warn"]
+        self.proc = proc = Proc(argv, self.workdir / f"{self.name}.log")
+        ready = f"http://{self.address}/-/ready"
+        wait_until(lambda: _ready(ready, proc, self.name), 30, what=self.name)
+        return self
 
 
-class Prometheus(Started):
+class Prometheus(_Daemon):
     """`prometheus` scraping `jobs` every `interval`, with `rules`, alerting `alertmanager`."""
+
+    name, binary = "prometheus", PROMETHEUS
 
     def __init__(
         self,
@@ -60,10 +81,6 @@ class Prometheus(Started):
         alertmanager: str,
         interval: str = "1s",
     ) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        workdir.mkdir(parents=True, exist_ok=True)
         config = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
             "rule_files": [str(rules)],
@@ -77,15 +94,14 @@ class Prometheus(Started):
                 for job, targets in jobs.items()
             ],
         }
-        self.config = workdir / "prometheus.yml"
-        self.config.write_text(yaml.safe_dump(config))
-        self.proc: Proc | None = None
+        super().__init__(workdir, config)
+        self.url = f"http://{self.address}"
 
-    def start(self) -> Prometheus:
-        storage = f"--storage.tsdb.path={self.workdir / 'data'}"
-        listen = f"--web.listen-address=127.0.0.1:{self.port}"
-        _launch(self, PROMETHEUS, self.url, storage, listen)
-        return self
+    def flags(self) -> list[str]:
+        return [
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address={self.address}",
+        ]
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """Instant query; raises AssertionError with Prometheus' message on an error."""
@@ -168,14 +184,12 @@ class Webhook:
             return sorted({d.alert["labels"].get("alertname", "") for d in self.deliveries})
 
 
-class Alertmanager(Started):
+class Alertmanager(_Daemon):
     """`prometheus-alertmanager` routing everything to `webhook`, gossip off, short waits."""
 
+    name, binary = "alertmanager", ALERTMANAGER
+
     def __init__(self, workdir: Path, webhook: str, group_wait: str = "1s") -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        workdir.mkdir(parents=True, exist_ok=True)
         config = {
             "route": {
                 "receiver": "test",
@@ -188,19 +202,11 @@ class Alertmanager(Started):
                 {"name": "test", "webhook_configs": [{"url": webhook, "send_resolved": True}]}
             ],
         }
-        self.config = workdir / "alertmanager.yml"
-        self.config.write_text(yaml.safe_dump(config))
-        self.proc: Proc | None = None
+        super().__init__(workdir, config)
 
-    def start(self) -> Alertmanager:
-        storage = f"--storage.path={self.workdir / 'data'}"
-        listen = f"--web.listen-address={self.address}"
-        _launch(
-            self,
-            ALERTMANAGER,
-            f"http://{self.address}",
-            storage,
-            listen,
-            "--cluster.listen-address=",
-        )
-        return self
+    def flags(self) -> list[str]:
+        return [
+            f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address={self.address}",
+            "--cluster.listen-address=",  # no gossip
+        ]
