@@ -12,8 +12,8 @@ run: setup
 	@bash scripts/run-local.sh $(CONFIG)
 
 lint: setup
-	$(VENV)/ruff check breaker tests bench lab
-	$(VENV)/ruff format --check breaker tests bench lab
+	$(VENV)/ruff check breaker tests bench lab testbed
+	$(VENV)/ruff format --check breaker tests bench lab testbed
 	$(VENV)/mypy
 
 test: lint

@@ -1,6 +1,7 @@
 """breaker's benchmarks: `python -m bench [--quick] [--only NAME ...]` (also `make bench`).
 
-Each benchmark is a module with `run(quick, workdir) -> Result`, measures its
+Each benchmark is a module with `TITLE`, `GOAL_TEXT` and `run(result, workdir)`
+(which fills in the `Result` that `python -m bench` made from them), measures its
 figure as a ratio against a baseline taken in the same run, and writes
 bench/results/<name>.json; docs/benchmarks.md is generated from those files.
 Loopback only; every load is bounded in count and time.

@@ -13,7 +13,7 @@ from pathlib import Path
 from bench import BENCHMARKS
 from bench._common import BENCH_DIR, Result
 from bench._report import render
-from lab._procs import require
+from testbed.procs import require
 
 REPO = BENCH_DIR.parent
 
@@ -52,15 +52,16 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             print(f"bench: {name} ...", flush=True)
             module = importlib.import_module(f"bench.{name}")
+            result = Result(name, module.TITLE, module.GOAL_TEXT, args.quick)
             started = time.monotonic()
             try:
-                result: Result = module.run(args.quick, Path(tmp) / name)
+                module.run(result, Path(tmp) / name)
             except Exception as exc:  # one broken benchmark must not hide the others
                 failures += 1
                 traceback.print_exc()
-                result = Result(name, name, "", args.quick, met=None, summary=f"failed: {exc}")
-                result.duration_s = time.monotonic() - started
+                result.met, result.summary = None, f"failed: {exc}"
                 result.notes.append("the benchmark raised; see the traceback in its output")
+            result.duration_s = time.monotonic() - started
             path = result.write(out)
             verdict = {True: "goal met", False: "GOAL MISSED", None: "no verdict"}[result.met]
             print(

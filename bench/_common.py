@@ -12,18 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab._procs import (
-    LOOPBACK,
-    PROXY_CFG,
-    Define,
-    Kamailio,
-    SippRun,
-    free_port,
-    group_cpu_seconds,
-    proxy_defines,
-)
-from lab._procs import run_sipp as lab_run_sipp
 from lab._report import machine
+from testbed.cpu import group_cpu_seconds
+from testbed.kamailio import PROXY_CFG, Define, Kamailio, proxy_defines
+from testbed.procs import LOOPBACK, free_port
+from testbed.sidecar import Sidecar, sidecar_toml
+from testbed.sipp import SippRun
+from testbed.sipp import run_sipp as run_sipp_file
+from testbed.verdicts import VerdictWriter
 
 BENCH_DIR = Path(__file__).resolve().parent
 SCENARIOS = BENCH_DIR / "scenarios"
@@ -104,7 +100,7 @@ def run_sipp(
     timeout: float,
 ) -> SippRun:
     """A bench/scenarios sipp run from the load core against a loopback port."""
-    return lab_run_sipp(
+    return run_sipp_file(
         SCENARIOS / f"{scenario}.xml",
         (LOOPBACK, target),
         calls=calls,
@@ -164,31 +160,33 @@ def paced_publish(port: int, rate: int, seconds: float, workdir: Path) -> tuple[
     return sipp, time.monotonic() - started
 
 
-def redis_load_row(
-    sip_rate_achieved: float, elapsed: float, sent: dict[str, int], calls: dict[str, int]
+NOT_KAMAILIO = ("info", "config", "hset", "pexpire", "multi", "exec")  # ours, not Kamailio's
+
+
+def redis_load_at(
+    client: Any, proxy_port: int, rate: int, seconds: float, workdir: Path, sent: Sequence[str]
 ) -> dict[str, Any]:
-    """One measured rate: what the proxy sent to Redis and what Redis executed, per second."""
-    return {
-        "sip_rate_achieved": round(sip_rate_achieved, 1),
-        "seconds": round(elapsed, 2),
-        "commands_sent_per_s": round(sum(sent.values()) / elapsed, 2),
-        "commands_executed_per_s": round(sum(calls.values()) / elapsed, 2),
-        "sent": sent,
-        "executed": calls,
-    }
-
-
-def redis_commands(
-    client: Any, sent_names: Sequence[str], not_kamailio: Sequence[str]
-) -> tuple[dict[str, int], dict[str, int]]:
-    """From `INFO commandstats` since the last reset: (sent by Kamailio, all executed)."""
+    """PUBLISH at `rate` through the proxy; what it sent to Redis (commands named in `sent`)
+    and what Redis executed, per second, from `INFO commandstats`."""
+    client.config_resetstat()
+    sipp, elapsed = paced_publish(proxy_port, rate, seconds, workdir)
     stats = client.info("commandstats")
     calls = {
         k.removeprefix("cmdstat_"): int(v["calls"])
         for k, v in stats.items()
-        if not k.removeprefix("cmdstat_").startswith(tuple(not_kamailio))
+        if not k.removeprefix("cmdstat_").startswith(NOT_KAMAILIO)
     }
-    return {k: v for k, v in calls.items() if k in sent_names}, calls
+    by_kamailio = {k: v for k, v in calls.items() if k in sent}
+    return {
+        "sip_rate_target": rate,
+        "answered": sipp.successful,
+        "sip_rate_achieved": round(sipp.successful / elapsed, 1),
+        "seconds": round(elapsed, 2),
+        "commands_sent_per_s": round(sum(by_kamailio.values()) / elapsed, 2),
+        "commands_executed_per_s": round(sum(calls.values()) / elapsed, 2),
+        "sent": by_kamailio,
+        "executed": calls,
+    }
 
 
 RESPONDER_CFG = """#!KAMAILIO
@@ -230,60 +228,24 @@ def fast_responder(workdir: Path, children: int = 1) -> Iterator[Kamailio]:
         kam.stop()
 
 
+def measured_sidecar(workdir: Path, redis_url: str, target_port: int, **breaker: object) -> Sidecar:
+    """A started sidecar (quiet log) on the system-under-test core, one breaker `presence`
+    probing the SIP server on `target_port`."""
+    api_port = free_port()
+    target = f"sip:{LOOPBACK}:{target_port};transport=udp"
+    text = sidecar_toml(
+        redis_url=redis_url,
+        api_port=api_port,
+        breakers=[{"name": "presence", "target": target, **breaker}],
+        level="warning",
+    )
+    return Sidecar(workdir / "sidecar", text, api_port).start(wrapper=SUT_CPU)
+
+
 def cpu_model() -> str:
     return str(machine()["cpu_model"])
 
 
-class VerdictWriter:
-    """Writes `breaker:{presence}` as the sidecar does (HSET + PEXPIRE), for runs without it."""
-
-    def __init__(self, redis_port: int, name: str = "presence") -> None:
-        import redis
-
-        self.client = redis.Redis(host=LOOPBACK, port=redis_port, decode_responses=True)
-        self.key = f"breaker:{{{name}}}"
-        self.epoch = 0
-
-    def set(self, state: str, retry_after: int = 10, ttl_ms: int = 3_600_000) -> int:
-        self.epoch += 1
-        now = f"{time.time():.3f}"
-        admit = {"closed": 100, "open": 0}.get(state, 50)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(
-            self.key,
-            mapping={
-                "state": state,
-                "admit": admit,
-                "epoch": self.epoch,
-                "since": now,
-                "reason": "bench",
-                "retry_after": 0 if state == "closed" else retry_after,
-                "forced": "",
-                "forced_by": "",
-                "forced_reason": "",
-                "forced_until": "",
-                "computed": state,
-                "updated": now,
-                "contract": 1,
-            },
-        )
-        pipe.pexpire(self.key, ttl_ms)
-        pipe.execute()
-        return self.epoch
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def wait_verdict(proxy: Kamailio, state: str, epoch: int, timeout: float = 5.0) -> None:
-    """Until the proxy's log says it enforces `state` at `epoch`."""
-    needle = f"state={state} "
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in reversed(proxy.log.read_text(errors="replace").splitlines()):
-            if "event=breaker.verdict" in line:
-                if needle in line and f"epoch={epoch} " in line:
-                    return
-                break
-        time.sleep(0.05)
-    raise RuntimeError(f"proxy did not report state={state} epoch={epoch} within {timeout}s")
+def verdict_writer(redis_port: int, name: str = "presence") -> VerdictWriter:
+    """Writes `breaker:{name}` as the sidecar does, for runs without it; lasts the run."""
+    return VerdictWriter(redis_port, name, reason="bench", retry_after=10, ttl_ms=3_600_000)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench._common import BENCH_DIR
-from lab._procs import LOOPBACK, Kamailio, free_port, quoted
+from testbed.kamailio import Kamailio, quoted
+from testbed.procs import LOOPBACK, free_port
 
 DISPATCHER_CFG = BENCH_DIR / "dispatcher.cfg"
 FR_TIMER_MS, PING_INTERVAL_S, THRESHOLD = 2000, 1, 3  # as in dispatcher.cfg

@@ -11,25 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
-from typing import cast
 
-Address = tuple[str, int]
-
-
-class _Side(asyncio.DatagramProtocol):
-    def __init__(self, on_datagram: Callable[[bytes, Address], None]) -> None:
-        self.on_datagram = on_datagram
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
-        self.on_datagram(data, (str(addr[0]), int(addr[1])))
-
-    def error_received(self, exc: Exception) -> None:
-        pass
+from testbed.udp import Datagrams
 
 
 class LossyRelay:
@@ -42,8 +25,8 @@ class LossyRelay:
         self.rng = random.Random(seed)
         self.forwarded = 0
         self.dropped = 0
-        self._front = _Side(self._from_client)
-        self._backs: dict[tuple[str, int], _Side] = {}
+        self._front = Datagrams(self._from_client)
+        self._backs: dict[tuple[str, int], Datagrams] = {}
         self._opening: set[asyncio.Future[None]] = set()
 
     async def start(self) -> LossyRelay:
@@ -53,8 +36,7 @@ class LossyRelay:
 
     def close(self) -> None:
         for side in (self._front, *self._backs.values()):
-            if side.transport is not None:
-                side.transport.close()
+            side.close()
 
     def _keep(self) -> bool:
         if self.rng.random() < self.loss:
@@ -66,7 +48,7 @@ class LossyRelay:
     def _from_client(self, data: bytes, client: tuple[str, int]) -> None:
         back = self._backs.get(client)
         if back is None:
-            back = _Side(lambda data, _addr: self._from_server(data, client))
+            back = Datagrams(lambda data, _addr: self._from_server(data, client))
             self._backs[client] = back
             task = asyncio.ensure_future(self._open(back, data))
             self._opening.add(task)
@@ -75,7 +57,7 @@ class LossyRelay:
         if back.transport is not None and self._keep():
             back.transport.sendto(data, self.upstream)
 
-    async def _open(self, back: _Side, first: bytes) -> None:
+    async def _open(self, back: Datagrams, first: bytes) -> None:
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: back, local_addr=(self.listen[0], 0))
         if back.transport is not None and self._keep():

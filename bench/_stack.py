@@ -10,17 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import _dispatcher
-from lab._procs import (
-    PROXY_CFG,
-    Define,
-    Kamailio,
-    Redis,
-    Sidecar,
-    free_port,
-    presence_server,
-    proxy_defines,
-    sidecar_toml,
-)
+from testbed.kamailio import PROXY_CFG, Define, Kamailio, presence_server, proxy_defines
+from testbed.procs import free_port
+from testbed.redis import Redis
+from testbed.sidecar import Sidecar, sidecar_toml
 
 Breakers = Callable[[int], Sequence[Mapping[str, object]]]  # presence port -> [[breakers]]
 

@@ -17,17 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench._common import LOAD_CPU, SUT_CPU, Result, fast_responder, percentile
-from lab._procs import (
-    LOOPBACK,
-    Child,
-    Redis,
-    Sidecar,
-    free_port,
-    port_open,
-    sidecar_toml,
-    wait_until,
-)
+from bench._common import LOAD_CPU, SUT_CPU, Result, fast_responder, measured_sidecar, percentile
+from testbed.procs import LOOPBACK, Child, free_port, port_open
+from testbed.redis import Redis
+from testbed.waiting import wait_until
 
 RATE = 2000
 P99_GOAL_MS = 5.0
@@ -112,36 +105,20 @@ def _redis_benchmark(port: int, requests: int) -> dict[str, float]:
     }
 
 
-def run(quick: bool, workdir: Path) -> Result:
+TITLE = "HTTP API: GET /v1/breakers/{name}/allow"
+GOAL_TEXT = f"p99 ≤ {P99_GOAL_MS:g} ms at {RATE} requests/s (64 connections)"
+
+
+def run(result: Result, workdir: Path) -> Result:
+    quick = result.quick
     wrk_seconds, fixed_seconds, redis_requests = (3, 3.0, 50_000) if quick else (15, 15.0, 500_000)
-    result = Result(
-        "api",
-        "HTTP API: GET /v1/breakers/{name}/allow",
-        f"p99 ≤ {P99_GOAL_MS:g} ms at {RATE} requests/s (64 connections)",
-        quick,
-    )
-    started = time.monotonic()
     redis = Redis(workdir / "redis").start()
-    api_port = free_port()
     try:
         with fast_responder(workdir / "responder") as responder:
-            sidecar = Sidecar(
-                workdir / "sidecar",
-                sidecar_toml(
-                    redis_url=redis.url,
-                    api_port=api_port,
-                    breakers=[
-                        {
-                            "name": "presence",
-                            "target": f"sip:{LOOPBACK}:{responder.port};transport=udp",
-                            "interval": 1.0,
-                            "timeout": 0.5,
-                        }
-                    ],
-                    level="warning",
-                ),
-                api_port,
-            ).start(wrapper=SUT_CPU)
+            sidecar = measured_sidecar(
+                workdir, redis.url, responder.port, interval=1.0, timeout=0.5
+            )
+            api_port = sidecar.api_port
             try:
                 time.sleep(1.0)
                 _wrk(api_port, 1)  # warm-up
@@ -181,5 +158,4 @@ def run(quick: bool, workdir: Path) -> Result:
         "wrk at max throughput queues requests on 64 connections, so its latency is queueing "
         "time, not service time; the fixed-rate run is the one the goal is about"
     )
-    result.duration_s = time.monotonic() - started
     return result

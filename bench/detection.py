@@ -41,11 +41,9 @@ from bench._common import Result, median, percentile
 from bench._stack import stack
 from breaker.core import detection_bound
 from breaker.store import EVENTS_CHANNEL
-from lab._procs import (
-    LOOPBACK,
-    Kamailio,
-)
 from lab._sip import SipUac, publish_mwi
+from testbed.kamailio import Kamailio
+from testbed.procs import LOOPBACK
 
 # 1. bound
 INTERVAL, TIMEOUT, FALL, RISE, POLL_MS = 0.5, 0.25, 3, 2, 300
@@ -174,6 +172,17 @@ async def _wait_for(predicate: Callable[..., bool], within: float) -> bool:
     return False
 
 
+async def _freeze_until(presence: Kamailio, seen: Callable[[float], bool], within: float) -> float:
+    """SIGSTOP the presence server, wait until `seen(frozen_at)` or `within` s; `frozen_at`.
+
+    The caller thaws it: some trials wait for more before they do.
+    """
+    presence.freeze()
+    frozen = time.time()
+    await _wait_for(lambda: seen(frozen), within)
+    return frozen
+
+
 def _breaker(name: str, target: int, **policy: Any) -> dict[str, Any]:
     """A breaker that forgets each freeze: rise 2, no ramp, no reopen backoff."""
     return {
@@ -194,7 +203,6 @@ async def _bound_trials(
 ) -> list[dict[str, Any]]:
     rng = random.Random(7)
     trials: list[dict[str, Any]] = []
-    assert presence.child is not None
     async with _client(proxy.port, CLIENT_GAP) as client, _Events(redis_url) as events:
         for number in range(count):
             # healthy: the client gets 200s again and the breaker is closed
@@ -205,16 +213,15 @@ async def _bound_trials(
             if not healthy:
                 raise RuntimeError("the proxy does not forward again after a freeze")
             await asyncio.sleep(rng.uniform(0.5, 0.5 + INTERVAL))  # random probe phase
-            presence.child.freeze()
-            frozen = time.time()
-            await _wait_for(
-                lambda frozen=frozen: (
-                    any(t >= frozen for t in client.rejected)
-                    and events.first("presence", "open", frozen) is not None
+            frozen = await _freeze_until(
+                presence,
+                lambda at: (
+                    any(t >= at for t in client.rejected)
+                    and events.first("presence", "open", at) is not None
                 ),
                 5 * REJECT_BOUND,
             )
-            presence.child.thaw()
+            presence.thaw()
             thawed = time.time()
             opened = events.first("presence", "open", frozen)
             rejected = min((t for t in client.rejected if t >= frozen), default=None)
@@ -289,7 +296,6 @@ async def _peer_trials(
 ) -> list[dict[str, Any]]:
     rng = random.Random(13)
     trials: list[dict[str, Any]] = []
-    assert presence.child is not None
     async with _Events(redis_url) as events:
 
         def healthy() -> bool:
@@ -300,16 +306,15 @@ async def _peer_trials(
                 raise RuntimeError("the dispatcher or the sidecar does not see the stand-in again")
             # a random phase against both cadences (1 s each), which drift apart freely
             await asyncio.sleep(rng.uniform(1.0, 2.0))
-            presence.child.freeze()
-            frozen = time.time()
-            await _wait_for(
-                lambda frozen=frozen: (
-                    _ds_first(disp, "down", frozen) is not None
-                    and all(events.first(n, "open", frozen) for n in PEER_BREAKERS)
+            frozen = await _freeze_until(
+                presence,
+                lambda at: (
+                    _ds_first(disp, "down", at) is not None
+                    and all(events.first(n, "open", at) for n in PEER_BREAKERS)
                 ),
                 20,
             )
-            presence.child.thaw()
+            presence.thaw()
             found = {
                 "dispatcher": _ds_first(disp, "down", frozen),
                 **{n: events.first(n, "open", frozen) for n in PEER_BREAKERS},
@@ -391,7 +396,6 @@ async def _live_trials(
 ) -> list[dict[str, Any]]:
     rng = random.Random(17)
     trials: list[dict[str, Any]] = []
-    assert presence.child is not None
     async with _client(proxy.port, 1 / LIVE_RATE) as client, _Events(redis_url) as events:
         for number in range(2 * count):
             traffic = number % 2 == 0
@@ -407,15 +411,12 @@ async def _live_trials(
             if not healthy:
                 raise RuntimeError("the breaker does not close again after a freeze")
             await asyncio.sleep(rng.uniform(1.0, 2.0))
-            presence.child.freeze()
-            frozen = time.time()
-            await _wait_for(
-                lambda frozen=frozen: events.first("presence", "open", frozen) is not None,
-                20,
+            frozen = await _freeze_until(
+                presence, lambda at: events.first("presence", "open", at) is not None, 20
             )
             if traffic:  # the proxy enforces it at its next poll
                 await _wait_for(lambda frozen=frozen: any(t >= frozen for t in client.rejected), 2)
-            presence.child.thaw()
+            presence.thaw()
             opened = events.first("presence", "open", frozen)
             rejected = min((t for t in client.rejected if t >= frozen), default=None)
             reason = next(
@@ -473,16 +474,16 @@ def _live(count: int, workdir: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- all three
 
 
-def run(quick: bool, workdir: Path) -> Result:
+TITLE = "Detection: lock-up → open, against Kamailio's dispatcher, and → first local 503"
+GOAL_TEXT = (
+    f"median lock-up → open ≤ {PEER_GOAL} x the dispatcher's at the defaults, same probe "
+    f"rate, over ≥ 20 freezes; p95 ≤ {GOAL} x bound"
+)
+
+
+def run(result: Result, workdir: Path) -> Result:
+    quick = result.quick
     count, peer_count, live_count = (2, 2, 1) if quick else (25, 25, 12)
-    result = Result(
-        "detection",
-        "Detection: lock-up → open, against Kamailio's dispatcher, and → first local 503",
-        f"median lock-up → open ≤ {PEER_GOAL} x the dispatcher's at the defaults, same probe "
-        f"rate, over ≥ 20 freezes; p95 ≤ {GOAL} x bound",
-        quick,
-    )
-    started = time.monotonic()
     peer = _peer(peer_count, workdir / "peer")
     bound = _bound(count, workdir / "bound")
     live = _live(live_count, workdir / "live")
@@ -513,5 +514,4 @@ def run(quick: bool, workdir: Path) -> Result:
         f"{rejected.get('p95_ratio')} x {REJECT_BOUND:g} s; live {LIVE_RATE} PUBLISH/s: "
         f"open p50 {lw.get('p50_s')} s vs {lo.get('p50_s')} s idle"
     )
-    result.duration_s = time.monotonic() - started
     return result

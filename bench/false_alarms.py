@@ -26,7 +26,7 @@ from bench._common import Result
 from bench._lossy_relay import LossyRelay
 from bench._stack import stack
 from bench.detection import _Events
-from lab._procs import LOOPBACK, free_port
+from testbed.procs import LOOPBACK, free_port
 
 LOSSES = {"loss2": 0.02, "loss5": 0.05}
 # same relays, the defaults but a fixed timeout: does the adaptive one cost false alarms?
@@ -93,15 +93,13 @@ async def _counters(client: httpx.AsyncClient, names: list[str]) -> dict[str, di
     return found
 
 
-def run(quick: bool, workdir: Path) -> Result:
+TITLE = "False alarms: healthy presence server behind a lossy relay, default settings"
+GOAL_TEXT = f"0 spurious opens in {FULL_S / 60:g} min at 2 % datagram loss; 5 % reported"
+
+
+def run(result: Result, workdir: Path) -> Result:
+    quick = result.quick
     seconds = QUICK_S if quick else FULL_S
-    result = Result(
-        "false_alarms",
-        "False alarms: healthy presence server behind a lossy relay, default settings",
-        f"0 spurious opens in {FULL_S / 60:g} min at 2 % datagram loss; 5 % reported",
-        quick,
-    )
-    started = time.monotonic()
     ports = {name: free_port() for name in LOSSES}
     uris = {name: f"sip:{LOOPBACK}:{port}" for name, port in ports.items()}
     breakers = [{"name": name, "target": f"{uri};transport=udp"} for name, uri in uris.items()] + [
@@ -147,5 +145,4 @@ def run(quick: bool, workdir: Path) -> Result:
         f"({opens[name + '_fixed']}); dispatcher: {data['dispatcher_downs'][name]} dst-down)"
         for name in LOSSES
     )
-    result.duration_s = time.monotonic() - started
     return result

@@ -1,7 +1,7 @@
 """Fleet: several sidecars voting on one verdict (`[cluster]`), against one sidecar alone.
 
 All sidecars are real `breaker serve` processes on one real Redis, each fleet under its
-own key prefix and probing its own stand-in (bench._standin), all in the same run:
+own key prefix and probing its own stand-in (testbed.sip_standin), all in the same run:
 
 - detection, 1 vs 3 observers: SIGSTOP the fleet's stand-in at a random phase, time
   until the fleet verdict in Redis reads `open`; rounds interleaved between the fleets
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import random
 import signal
-import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,30 +25,15 @@ from pathlib import Path
 import redis
 
 from bench._common import SUT_CPU, Result, percentile
-from lab._procs import (
-    LOOPBACK,
-    Child,
-    Redis,
-    Sidecar,
-    free_port,
-    process_cpu_seconds,
-    sidecar_toml,
-    wait_until,
-)
+from testbed.cpu import process_cpu_seconds
+from testbed.procs import LOOPBACK, Child, free_port
+from testbed.redis import Redis
+from testbed.sidecar import Sidecar, sidecar_toml
+from testbed.sip_standin import start_targets
+from testbed.waiting import wait_until
 
 INTERVAL, TIMEOUT, FALL = 0.2, 0.1, 3
 BOUND = FALL * INTERVAL + TIMEOUT
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _standin(work: Path, first_port: int, count: int) -> tuple[Child, list[int]]:
-    work.mkdir(parents=True, exist_ok=True)
-    ready = work / "ports.txt"
-    argv = [sys.executable, "-m", "bench._standin", "--first-port", str(first_port)]
-    child = Child([*argv, "--count", str(count), "--ready", str(ready)], work / "s.log", cwd=REPO)
-    # The file appears before its content: wait for the whole list.
-    wait_until(lambda: ready.exists() and ready.read_text().endswith("\n"), 30, "the stand-in")
-    return child, [int(p) for p in ready.read_text().split()]
 
 
 def _sidecar(
@@ -98,16 +82,16 @@ def _transitions(r: redis.Redis, prefix: str) -> int:
     return len([1 for _, fields in entries if fields and fields.get("event") == "transition"])
 
 
-def run(quick: bool, workdir: Path) -> Result:
+TITLE = "Fleet: three observers voting vs one sidecar"
+GOAL_TEXT = (
+    "3 observers detect within the bound + one vote refresh; 0 transitions with one "
+    "partitioned observer"
+)
+
+
+def run(result: Result, workdir: Path) -> Result:
+    quick = result.quick
     rounds, partition_s, warmup, window = (1, 2.0, 1.0, 2.0) if quick else (8, 30.0, 5.0, 20.0)
-    result = Result(
-        "fleet",
-        "Fleet: three observers voting vs one sidecar",
-        "3 observers detect within the bound + one vote refresh; 0 transitions with one "
-        "partitioned observer",
-        quick,
-    )
-    started = time.monotonic()
     store = Redis(workdir / "redis").start()
     r = redis.Redis.from_url(store.url, decode_responses=True)
     children: list[Child] = []
@@ -115,11 +99,11 @@ def run(quick: bool, workdir: Path) -> Result:
     try:
         fast = {"interval": INTERVAL, "timeout": TIMEOUT, "fall": FALL, "rise": 2}
         fast |= {"slow_start": 0.0, "reopen_backoff": 0.0}
-        s1, (p1,) = _standin(workdir / "one", free_port(), 1)
-        s3, (p3,) = _standin(workdir / "three", free_port(), 1)
-        sp, (pp,) = _standin(workdir / "part-frozen", free_port(), 1)
-        sh, (ph,) = _standin(workdir / "part-healthy", free_port(), 1)
-        s100, ports = _standin(workdir / "hundred", random.randrange(30000, 50000), 100)
+        s1, (p1,) = start_targets(workdir / "one", free_port(), 1)
+        s3, (p3,) = start_targets(workdir / "three", free_port(), 1)
+        sp, (pp,) = start_targets(workdir / "part-frozen", free_port(), 1)
+        sh, (ph,) = start_targets(workdir / "part-healthy", free_port(), 1)
+        s100, ports = start_targets(workdir / "hundred", random.randrange(30000, 50000), 100)
         children += [s1, s3, sp, sh, s100]
         one = [_sidecar(workdir, store.url, "one:", "a", [("presence", p1)], **fast)]
         three = [
@@ -191,5 +175,4 @@ def run(quick: bool, workdir: Path) -> Result:
         "goal for 3 observers: the bound + one vote refresh (interval) + 0.3 s scheduling "
         "slack on a shared 2-core machine; all sidecars share core 0 with the others"
     )
-    result.duration_s = time.monotonic() - started
     return result

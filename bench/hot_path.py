@@ -14,20 +14,20 @@ proxy process); the ratio is against the baseline of the same run.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from bench._common import (
     Result,
-    VerdictWriter,
     fast_responder,
     flood,
     measured_proxy,
     median,
-    wait_verdict,
+    verdict_writer,
 )
-from lab._procs import Define, Kamailio, Redis, free_port
+from testbed.kamailio import Define, Kamailio
+from testbed.procs import free_port
+from testbed.redis import Redis
 
 GOAL = 0.95
 VARIANTS: tuple[tuple[str, str | None, str], ...] = (
@@ -54,17 +54,15 @@ def _proxy(
     return measured_proxy(workdir, responder_port, redis_port, **extra)
 
 
-def run(quick: bool, workdir: Path) -> Result:
+TITLE = "Kamailio hot path: PUBLISH/s with vs. without the breaker route"
+GOAL_TEXT = f"with the breaker route ≥ {GOAL} x the baseline (closed: forwarded; open: local 503)"
+
+
+def run(result: Result, workdir: Path) -> Result:
+    quick = result.quick
     calls, rounds = (3000, 1) if quick else (30000, 3)
-    result = Result(
-        "hot_path",
-        "Kamailio hot path: PUBLISH/s with vs. without the breaker route",
-        f"with the breaker route ≥ {GOAL} x the baseline (closed: forwarded; open: local 503)",
-        quick,
-    )
-    started = time.monotonic()
     redis = Redis(workdir / "redis").start()
-    writer = VerdictWriter(redis.port)
+    writer = verdict_writer(redis.port)
     measured: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in VARIANTS}
     try:
         with fast_responder(workdir / "responder") as responder:
@@ -77,7 +75,7 @@ def run(quick: bool, workdir: Path) -> Result:
                     try:
                         if state is not None:
                             epoch = writer.set(state)
-                            wait_verdict(proxy, state, epoch)
+                            proxy.wait_verdict(state=state, epoch=epoch)
                         flood(proxy, scenario, max(1000, calls // 10), workdir)  # warm-up
                         measured[name].append(flood(proxy, scenario, calls, workdir))
                     finally:
@@ -119,5 +117,4 @@ def run(quick: bool, workdir: Path) -> Result:
         "answered/s is bounded by the load core (sipp + stand-in share core 1); "
         "cpu_capacity_per_core = 1 s / proxy CPU per PUBLISH is what one proxy core could do"
     )
-    result.duration_s = time.monotonic() - started
     return result

@@ -37,36 +37,26 @@ import redis as redis_py
 
 from bench._common import (
     Result,
-    VerdictWriter,
     fast_responder,
     flood,
     measured_proxy,
     median,
-    paced_publish,
-    redis_commands,
-    redis_load_row,
+    redis_load_at,
+    verdict_writer,
 )
 from breaker.core import detection_bound
-from lab._procs import (
-    LOOPBACK,
-    PRESENCE_CFG,
-    Kamailio,
-    Redis,
-    Sidecar,
-    create_presence_db,
-    free_port,
-    quoted,
-    sidecar_toml,
-    wait_until,
-)
 from lab._sip import SipUac, publish_mwi
+from testbed.kamailio import PRESENCE_CFG, Kamailio, create_presence_db, quoted
+from testbed.procs import LOOPBACK, free_port
+from testbed.redis import Redis
+from testbed.sidecar import Sidecar, sidecar_toml
+from testbed.waiting import wait_until
 
 MEMBER_COUNTS = (3, 30)
 RATES = (10, 2000)
 FLAT = 1.25  # highest rate within this of the lowest, per member count
 HOT_FLOODS = {True: (3000, 1), False: (30000, 3)}  # PUBLISH per flood, rounds
 SENT = ("eval", "evalsha", "select", "ping", "auth", "hello", "client")
-NOT_KAMAILIO = ("info", "config", "hset", "pexpire", "multi", "exec")
 
 
 def _members(n: int) -> list[str]:
@@ -104,12 +94,11 @@ def _wait_members(proxy: Kamailio, expected: dict[str, str], timeout: float = 10
     """Until the proxy's last verdict line per member says the expected state, from Redis."""
 
     def seen() -> bool:
-        text = proxy.log.read_text(errors="replace")
-        for name, state in expected.items():
-            lines = [ln for ln in text.splitlines() if f"event=breaker.verdict name={name} " in ln]
-            if not lines or f"state={state} " not in lines[-1] or "source=redis" not in lines[-1]:
-                return False
-        return True
+        latest = proxy.latest_verdicts()
+        return all(
+            name in latest and latest[name].matches(state=state, source="redis")
+            for name, state in expected.items()
+        )
 
     wait_until(seen, timeout, what=f"the proxy to read {len(expected)} member verdicts")
 
@@ -123,7 +112,7 @@ def _redis_load(quick: bool, workdir: Path) -> list[dict[str, Any]]:
         with fast_responder(workdir / "responder-load") as responder:
             for count in MEMBER_COUNTS:
                 names = _members(count)
-                writers = [VerdictWriter(redis.port, name) for name in names]
+                writers = [verdict_writer(redis.port, name) for name in names]
                 for w in writers:
                     w.set("closed")
                 dslist = _dslist(workdir, responder.port, names)
@@ -131,16 +120,8 @@ def _redis_load(quick: bool, workdir: Path) -> list[dict[str, Any]]:
                 try:
                     _wait_members(proxy, dict.fromkeys(names, "closed"))
                     for rate in RATES:
-                        client.config_resetstat()
-                        sipp, elapsed = paced_publish(proxy.port, rate, seconds, workdir)
-                        sent, calls = redis_commands(client, SENT, NOT_KAMAILIO)
-                        rows.append(
-                            {
-                                "members": count,
-                                "sip_rate_target": rate,
-                                **redis_load_row(sipp.successful / elapsed, elapsed, sent, calls),
-                            }
-                        )
+                        row = redis_load_at(client, proxy.port, rate, seconds, workdir, SENT)
+                        rows.append({"members": count, **row})
                 finally:
                     proxy.stop()
                     for w in writers:
@@ -162,7 +143,7 @@ def _hot_path(quick: bool, workdir: Path) -> list[dict[str, Any]]:
     )
     measured: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in variants}
     redis = Redis(workdir / "redis-hot").start()
-    writers = {name: VerdictWriter(redis.port, name) for name in names}
+    writers = {name: verdict_writer(redis.port, name) for name in names}
     try:
         with fast_responder(workdir / "responder-hot") as responder:
             dslist = _dslist(workdir, responder.port, names)
@@ -307,8 +288,7 @@ def _failover(quick: bool, workdir: Path) -> dict[str, Any]:
         theirs = [u for u, h in home.items() if h == "presence-b"]
 
         frozen = servers["presence-b"]
-        assert frozen.child is not None
-        frozen.child.freeze()
+        frozen.freeze()
         locked_at = time.monotonic()
 
         first_failover = asyncio.run(_first_failover(proxy.port, theirs[0])) - locked_at
@@ -318,7 +298,7 @@ def _failover(quick: bool, workdir: Path) -> dict[str, Any]:
         others_ok = sum(n for s, n in outcomes.items() if s in FAILOVER_MEMBERS)
         local_503 = sum(1 for a in after.values() if a[0] == 503)
 
-        frozen.child.thaw()
+        frozen.thaw()
         where: dict[str, list[str]] = {u: [] for u in theirs}
         rounds = 0
         deadline = time.monotonic() + slow_start + 30
@@ -360,15 +340,15 @@ def _failover(quick: bool, workdir: Path) -> dict[str, Any]:
         redis.stop()
 
 
-def run(quick: bool, workdir: Path) -> Result:
-    result = Result(
-        "pool",
-        "Presence pool: failover, Redis load per member count, the pool route's hot path",
-        f"Redis commands/s flat in the SIP rate with 3 and 30 members (within {FLAT}x); "
-        "the pool route's CPU cost is reported, not judged",
-        quick,
-    )
-    started = time.monotonic()
+TITLE = "Presence pool: failover, Redis load per member count, the pool route's hot path"
+GOAL_TEXT = (
+    f"Redis commands/s flat in the SIP rate with 3 and 30 members (within {FLAT}x); "
+    "the pool route's CPU cost is reported, not judged"
+)
+
+
+def run(result: Result, workdir: Path) -> Result:
+    quick = result.quick
     failover = _failover(quick, workdir)
     load = _redis_load(quick, workdir)
     hot = _hot_path(quick, workdir)
@@ -412,5 +392,4 @@ def run(quick: bool, workdir: Path) -> Result:
         "`$du` from the htable instead of calling ds_select_dst measured about 1.0x "
         "(one run, quick floods)"
     )
-    result.duration_s = time.monotonic() - started
     return result

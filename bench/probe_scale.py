@@ -2,7 +2,7 @@
 
 The sidecar runs alone on core 0 with N breakers (interval 1 s, timeout 0.5 s, SIP
 OPTIONS over UDP), each probing its own 127.0.0.1 port; one stand-in process on
-core 1 listens on all N ports and answers 200 (bench._standin). After a warm-up,
+core 1 listens on all N ports and answers 200 (testbed.sip_standin). After a warm-up,
 CPU is utime+stime from /proc/<pid>/stat over a fixed window, as % of one core.
 It includes everything the sidecar does per target: the probe, the state machine,
 one Redis write per breaker per interval, metrics.
@@ -11,22 +11,16 @@ one Redis write per breaker per interval, metrics.
 from __future__ import annotations
 
 import json
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 from bench._common import LOAD_CPU, SUT_CPU, Result
-from lab._procs import (
-    LOOPBACK,
-    Child,
-    Redis,
-    Sidecar,
-    free_port,
-    process_cpu_seconds,
-    sidecar_toml,
-    wait_until,
-)
+from testbed.cpu import process_cpu_seconds
+from testbed.procs import LOOPBACK, free_port
+from testbed.redis import Redis
+from testbed.sidecar import Sidecar, sidecar_toml
+from testbed.sip_standin import start_targets
 
 COUNTS = (1, 100, 1000)
 GOAL_PERCENT = 30.0
@@ -45,20 +39,9 @@ def _states(api_port: int) -> dict[str, int]:
 def _one(count: int, workdir: Path, warmup: float, window: float) -> dict[str, object]:
     work = workdir / f"targets-{count}"
     work.mkdir(parents=True, exist_ok=True)
-    ready = work / "ports.txt"
-    standin = Child(
-        [
-            *LOAD_CPU,
-            *(sys.executable, "-m", "bench._standin", "--first-port", str(FIRST_PORT)),
-            *("--count", str(count), "--ready", str(ready)),
-        ],
-        work / "standin.log",
-        cwd=Path(__file__).resolve().parents[1],
-    )
+    standin, ports = start_targets(work, FIRST_PORT, count, wrapper=LOAD_CPU)
     redis = Redis(work / "redis").start()
     try:
-        wait_until(ready.exists, 30, "the stand-in to listen")
-        ports = [int(p) for p in ready.read_text().split()]
         api_port = free_port()
         breakers = [
             {
@@ -98,15 +81,13 @@ def _one(count: int, workdir: Path, warmup: float, window: float) -> dict[str, o
     }
 
 
-def run(quick: bool, workdir: Path) -> Result:
+TITLE = "Probe scale: sidecar CPU per probed target at 1 Hz"
+GOAL_TEXT = f"1,000 targets at 1 Hz under {GOAL_PERCENT:g} % of one core"
+
+
+def run(result: Result, workdir: Path) -> Result:
+    quick = result.quick
     warmup, window = (2.0, 4.0) if quick else (5.0, 20.0)
-    result = Result(
-        "probe_scale",
-        "Probe scale: sidecar CPU per probed target at 1 Hz",
-        f"1,000 targets at 1 Hz under {GOAL_PERCENT:g} % of one core",
-        quick,
-    )
-    started = time.monotonic()
     rows = [_one(count, workdir, warmup, window) for count in COUNTS]
     result.data = {"interval_s": 1.0, "method": "OPTIONS", "transport": "udp", "rows": rows}
     biggest = rows[-1]
@@ -121,5 +102,4 @@ def run(quick: bool, workdir: Path) -> Result:
         "targets: one UDP port each on 127.0.0.1, all served by one stand-in process on the "
         "load core; all_closed says every probe kept succeeding during the window"
     )
-    result.duration_s = time.monotonic() - started
     return result

@@ -10,59 +10,48 @@ the commands the EVAL script runs inside Redis (HINCRBY x2, HSET, EXPIRE).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import redis as redis_py
 
 from bench._common import (
     Result,
-    VerdictWriter,
     fast_responder,
     measured_proxy,
-    paced_publish,
-    redis_commands,
-    redis_load_row,
-    wait_verdict,
+    redis_load_at,
+    verdict_writer,
 )
-from lab._procs import LOOPBACK, Redis
+from testbed.procs import LOOPBACK
+from testbed.redis import Redis
 
 RATES = (10, 1000, 5000)
 SENT = ("hmget", "eval", "evalsha", "select", "ping", "auth", "hello", "client")
-NOT_KAMAILIO = ("info", "config", "hset", "pexpire", "multi", "exec")  # ours, not Kamailio's
 FLAT = 1.25  # "flat": the highest rate costs at most this much more than the lowest
 
 
-def run(quick: bool, workdir: Path) -> Result:
+TITLE = "Redis load from one Kamailio vs. SIP request rate"
+GOAL_TEXT = (
+    f"flat: commands/s independent of the SIP rate (highest rate within {FLAT}x of the lowest)"
+)
+
+
+def run(result: Result, workdir: Path) -> Result:
+    quick = result.quick
     seconds = 3 if quick else 10
-    result = Result(
-        "redis_load",
-        "Redis load from one Kamailio vs. SIP request rate",
-        f"flat: commands/s independent of the SIP rate (highest rate within {FLAT}x of the lowest)",
-        quick,
-    )
-    started = time.monotonic()
     redis = Redis(workdir / "redis").start()
     client = redis_py.Redis(host=LOOPBACK, port=redis.port, decode_responses=True)
-    writer = VerdictWriter(redis.port)
+    writer = verdict_writer(redis.port)
     rows = []
     try:
         with fast_responder(workdir / "responder") as responder:
             proxy = measured_proxy(workdir, responder.port, redis.port, BREAKER_POLL_MS=300).start()
             try:
                 epoch = writer.set("closed")
-                wait_verdict(proxy, "closed", epoch)
-                for rate in RATES:
-                    client.config_resetstat()
-                    sipp, elapsed = paced_publish(proxy.port, rate, seconds, workdir)
-                    sent, calls = redis_commands(client, SENT, NOT_KAMAILIO)
-                    rows.append(
-                        {
-                            "sip_rate_target": rate,
-                            "answered": sipp.successful,
-                            **redis_load_row(sipp.successful / elapsed, elapsed, sent, calls),
-                        }
-                    )
+                proxy.wait_verdict(state="closed", epoch=epoch)
+                rows = [
+                    redis_load_at(client, proxy.port, rate, seconds, workdir, SENT)
+                    for rate in RATES
+                ]
             finally:
                 proxy.stop()
     finally:
@@ -85,5 +74,4 @@ def run(quick: bool, workdir: Path) -> Result:
         "expected: one HMGET per poll plus one EVAL per poll in which anything was forwarded, "
         "i.e. ≤ 2 x 1000/300 = 6.7 commands/s sent, whatever the SIP rate"
     )
-    result.duration_s = time.monotonic() - started
     return result

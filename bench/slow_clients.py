@@ -16,17 +16,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench._common import LOAD_CPU, SUT_CPU, Result, fast_responder
+from bench._common import LOAD_CPU, Result, fast_responder, measured_sidecar
 from bench.api import RATE, _fixed_rate
-from lab._procs import (
-    LOOPBACK,
-    Child,
-    Redis,
-    Sidecar,
-    free_port,
-    sidecar_toml,
-    wait_until,
-)
+from testbed.procs import Child
+from testbed.redis import Redis
+from testbed.waiting import wait_until
 
 SLOW_CONNECTIONS = 200
 RATIO_GOAL = 2.0
@@ -64,32 +58,20 @@ def _with_slow_clients(api_port: int, seconds: float, workdir: Path) -> dict[str
         slow.stop()
 
 
-def run(quick: bool, workdir: Path) -> Result:
+TITLE = f"HTTP API: /allow with {SLOW_CONNECTIONS} slow or idle connections"
+GOAL_TEXT = f"p99 ≤ {RATIO_GOAL:g} x the same run without them ({RATE} requests/s, 64 connections)"
+
+
+def run(result: Result, workdir: Path) -> Result:
+    quick = result.quick
     seconds, rounds = (1.5, 1) if quick else (10.0, 3)
     without: list[dict[str, object]] = []
     with_slow: list[dict[str, object]] = []
-    result = Result(
-        "slow_clients",
-        f"HTTP API: /allow with {SLOW_CONNECTIONS} slow or idle connections",
-        f"p99 ≤ {RATIO_GOAL:g} x the same run without them ({RATE} requests/s, 64 connections)",
-        quick,
-    )
-    started = time.monotonic()
     redis = Redis(workdir / "redis").start()
-    api_port = free_port()
     try:
         with fast_responder(workdir / "responder") as responder:
-            target = f"sip:{LOOPBACK}:{responder.port};transport=udp"
-            sidecar = Sidecar(
-                workdir / "sidecar",
-                sidecar_toml(
-                    redis_url=redis.url,
-                    api_port=api_port,
-                    breakers=[{"name": "presence", "target": target}],
-                    level="warning",
-                ),
-                api_port,
-            ).start(wrapper=SUT_CPU)
+            sidecar = measured_sidecar(workdir, redis.url, responder.port)
+            api_port = sidecar.api_port
             try:
                 time.sleep(1.0)
                 _fixed_rate(api_port, 1.0, workdir)  # warm-up
@@ -139,5 +121,4 @@ def run(quick: bool, workdir: Path) -> Result:
         "nothing, half trickle a 4 kB header one byte a second; the sidecar drops a head "
         "not complete in 10 s and they reconnect; they share the load generator's core"
     )
-    result.duration_s = time.monotonic() - started
     return result

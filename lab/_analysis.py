@@ -43,6 +43,13 @@ def _delta(now: int | float | None, before: int | float | None) -> float | None:
     return max(0.0, float(now) - float(before))
 
 
+def _sample_delta(later: Sample | None, earlier: Sample | None, counter: str) -> float | None:
+    """How much a sampled counter grew between two samples; None when either is missing."""
+    if later is None or earlier is None:
+        return None
+    return _delta(getattr(later, counter), getattr(earlier, counter))
+
+
 def series(record: RunRecord, params: LabParams) -> list[Second]:
     seconds = max(0, math.floor(record.end_at - record.t0 + 1e-6))
     t0 = record.t0
@@ -74,27 +81,12 @@ def series(record: RunRecord, params: LabParams) -> list[Second]:
     for i in range(seconds):
         end = _sample_at(record.samples, i + 1)
         start = _sample_at(record.samples, i)
-        client_retrans = _delta(
-            end.client_retransmissions if end else None,
-            start.client_retransmissions if start else None,
-        )
-        proxy_503 = _delta(
-            end.proxy_5xx_sent if end else None,
-            start.proxy_5xx_sent if start else None,
-        )
-        cpu = _delta(
-            end.proxy_cpu_seconds if end else None,
-            start.proxy_cpu_seconds if start else None,
-        )
-        proxy_dns = _delta(
-            end.proxy_dns_slow if end else None, start.proxy_dns_slow if start else None
-        )
-        tcp_refused = _delta(
-            end.proxy_tcp_refused if end else None, start.proxy_tcp_refused if start else None
-        )
-        job_dns = _delta(
-            end.job_dns_timeouts if end else None, start.job_dns_timeouts if start else None
-        )
+        client_retrans = _sample_delta(end, start, "client_retransmissions")
+        proxy_503 = _sample_delta(end, start, "proxy_5xx_sent")
+        cpu = _sample_delta(end, start, "proxy_cpu_seconds")
+        proxy_dns = _sample_delta(end, start, "proxy_dns_slow")
+        tcp_refused = _sample_delta(end, start, "proxy_tcp_refused")
+        job_dns = _sample_delta(end, start, "job_dns_timeouts")
         enforced = [v for v in verdicts if v[0] <= t0 + i + 1]
         rows.append(
             Second(
@@ -228,24 +220,15 @@ def headline(record: RunRecord, rows: Sequence[Second], params: LabParams) -> He
         dns_queries_peak_rps=max((r.dns_queries for r in rows), default=0),
         dns_dropped_carrier=_count(record.dns_dropped.get("carrier", []), freeze, record.end_at),
         dns_dropped_presence=_count(record.dns_dropped.get("presence", []), freeze, record.end_at),
-        proxy_dns_timeouts=_int_delta(
-            last_sample.proxy_dns_slow if last_sample else None,
-            first_sample.proxy_dns_slow if first_sample else None,
-        ),
-        proxy_dns_failed=_int_delta(
-            last_sample.proxy_dns_failed if last_sample else None,
-            first_sample.proxy_dns_failed if first_sample else None,
-        ),
+        proxy_dns_timeouts=_as_int(_sample_delta(last_sample, first_sample, "proxy_dns_slow")),
+        proxy_dns_failed=_as_int(_sample_delta(last_sample, first_sample, "proxy_dns_failed")),
         job_dns_timeouts=sum(r.job_dns_timeouts for r in incident_rows),
         calls_by_kind=dict(sorted(by_kind.items(), reverse=True)),
         tcp_max_connections=params.tcp_max_connections if params.sockets else None,
         tcp_connections_peak=max(tcp_open) if tcp_open and params.sockets else None,
         tcp_send_refused=record.tcp_send_refused,
         tcp_refused=(
-            _int_delta(
-                last_sample.proxy_tcp_refused if last_sample else None,
-                first_sample.proxy_tcp_refused if first_sample else None,
-            )
+            _as_int(_sample_delta(last_sample, first_sample, "proxy_tcp_refused"))
             if params.sockets
             else None
         ),
@@ -296,6 +279,5 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return round(value, digits) if value is not None else None
 
 
-def _int_delta(now: int | None, before: int | None) -> int | None:
-    value = _delta(now, before)
+def _as_int(value: float | None) -> int | None:
     return int(value) if value is not None else None

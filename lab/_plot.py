@@ -65,27 +65,21 @@ def plot(runs: Mapping[Mode, Sequence[Second]], params: LabParams, path: Path) -
         _shade(ax, params)
         for mode, rows in runs.items():
             xs = [r.t + 0.5 for r in rows]
-            ys = [metric(r) for r in rows]
-            ax.plot(
-                xs,
-                [float("nan") if y is None else y for y in ys],
-                color=COLORS[mode],
+
+            def line(values: list[float | None], **style: object) -> None:
+                ys = [float("nan") if y is None else y for y in values]
+                ax.plot(xs, ys, color=COLORS[mode], drawstyle="steps-mid", **style)  # noqa: B023
+
+            dashed = mode == "baseline" and "admit" in label
+            line(
+                [metric(r) for r in rows],
                 linewidth=1.6,
                 label=mode,
-                linestyle="--" if mode == "baseline" and "admit" in label else "-",
-                drawstyle="steps-mid",
+                linestyle="--" if dashed else "-",
             )
             if secondary is not None:
-                extra = [secondary(r) for r in rows]
-                ax.plot(
-                    xs,
-                    [float("nan") if y is None else y for y in extra],
-                    color=COLORS[mode],
-                    linewidth=0.8,
-                    linestyle=":",
-                    label=f"{mode}: datagrams answered/s" if label.startswith("requests") else None,
-                    drawstyle="steps-mid",
-                )
+                answered = f"{mode}: datagrams answered/s" if label.startswith("requests") else None
+                line([secondary(r) for r in rows], linewidth=0.8, linestyle=":", label=answered)
         if label.startswith("requests/s"):
             ax.axhline(params.capacity, color="black", linewidth=0.9, linestyle="--")
             ax.text(0.2, params.capacity, f" capacity {params.capacity}/s", va="bottom", fontsize=8)

@@ -15,12 +15,12 @@ Times are wall-clock seconds, one per datagram, dumped to JSON on exit.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from array import array
 from collections import Counter
-from typing import cast
+
+from testbed.udp import Datagrams
 
 _BRANCH = re.compile(rb"^(?:via|v)[ \t]*:[^\r\n]*?branch=([^;,\s]+)", re.IGNORECASE | re.MULTILINE)
 _SEEN_TTL = 70.0  # longer than Timer F (32 s) plus the proxy's fr_timer
@@ -70,69 +70,32 @@ class RelayCounts:
         }
 
 
-class _Front(asyncio.DatagramProtocol):
-    """Faces the proxy."""
-
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
-        self.relay.from_client(data, (str(addr[0]), int(addr[1])))
-
-    def error_received(self, exc: Exception) -> None:
-        pass
-
-
-class _Back(asyncio.DatagramProtocol):
-    """Faces the presence server."""
-
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
-        self.relay.from_server(data)
-
-    def error_received(self, exc: Exception) -> None:
-        pass
-
-
 class Relay:
     def __init__(self, listen: tuple[str, int], upstream: tuple[str, int]) -> None:
         self.listen = listen
         self.upstream = upstream
         self.counts = RelayCounts()
-        self._front = _Front(self)
-        self._back = _Back(self)
+        self._front = Datagrams(self.from_client)  # faces the proxy
+        self._back = Datagrams(self.from_server)  # faces the presence server
         self._client: tuple[str, int] | None = None
 
     async def start(self) -> Relay:
-        loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self._front, local_addr=self.listen)
-        await loop.create_datagram_endpoint(lambda: self._back, local_addr=(self.listen[0], 0))
+        await self._front.open(self.listen)
+        await self._back.open((self.listen[0], 0))
         return self
 
     def close(self) -> None:
-        for side in (self._front, self._back):
-            if side.transport is not None:
-                side.transport.close()
+        self._front.close()
+        self._back.close()
 
     def from_client(self, data: bytes, addr: tuple[str, int]) -> None:
         self._client = addr
         if not data.startswith(b"SIP/2.0"):
             self.counts.request(data, time.time())
-        if self._back.transport is not None:
-            self._back.transport.sendto(data, self.upstream)
+        self._back.send(data, self.upstream)
 
-    def from_server(self, data: bytes) -> None:
+    def from_server(self, data: bytes, addr: tuple[str, int]) -> None:
         if data.startswith(b"SIP/2.0"):
             self.counts.response(time.time())
-        if self._client is not None and self._front.transport is not None:
-            self._front.transport.sendto(data, self._client)
+        if self._client is not None:
+            self._front.send(data, self._client)

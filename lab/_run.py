@@ -57,6 +57,7 @@ from lab._procs import (
 )
 from lab._record import CallRecord, CanaryResult, Cycle, RunRecord, Sample
 from lab._sip import SipUac, UacCounters, publish_mwi, short_call
+from testbed.verdicts import parse_verdict
 
 Tick = Callable[[Mode, float, Phase], None]
 
@@ -64,7 +65,6 @@ BREAKER_NAME = "presence"
 JOB_LOCK = "vm-presence"
 TCP_LIMIT = "maximum number of connections exceeded"  # Kamailio's log line at the limit
 CALL_GIVE_UP = 8.0  # a background call transaction is abandoned after this (Timer B is 32 s)
-_VERDICT = re.compile(r"event=breaker\.verdict .*?state=(\w+) admit=(\d+)")
 _PROBES = re.compile(r'^breaker_probes_total\{name="presence"\} ([0-9.e+]+)$', re.MULTILINE)
 
 GUARD_OUTCOMES = {
@@ -441,9 +441,9 @@ async def _tail_verdicts(log: Path, record: RunRecord) -> None:
         lines = (partial + chunk).split("\n")
         partial = lines.pop()
         for line in lines:
-            match = _VERDICT.search(line)
-            if match:
-                record.proxy_verdicts.append((now, match.group(1), int(match.group(2))))
+            verdict = parse_verdict(line)
+            if verdict is not None:
+                record.proxy_verdicts.append((now, verdict["state"], int(verdict["admit"])))
 
 
 async def _breaker_events(redis_url: str, record: RunRecord, ready: asyncio.Event) -> None:

@@ -367,32 +367,25 @@ async def short_call(
     dialog = _dialog_from(setup.response, call_id, from_uri, from_tag, to_uri)
     if dialog is None:
         return CallResult(started, setup.status, setup.elapsed, None, False)
-    ack = uac.build(
-        "ACK",
-        dialog.remote_target,
-        branch=new_branch(),
-        call_id=call_id,
-        cseq=1,
-        from_uri=from_uri,
-        from_tag=from_tag,
-        to_uri=to_uri,
-        to_tag=dialog.to_tag,
-        route=dialog.route,
-    )
-    uac.send_stateless(ack)
+
+    def in_dialog(method: str, cseq: int, branch: str) -> bytes:
+        assert dialog is not None
+        return uac.build(
+            method,
+            dialog.remote_target,
+            branch=branch,
+            call_id=call_id,
+            cseq=cseq,
+            from_uri=from_uri,
+            from_tag=from_tag,
+            to_uri=to_uri,
+            to_tag=dialog.to_tag,
+            route=dialog.route,
+        )
+
+    uac.send_stateless(in_dialog("ACK", 1, new_branch()))
     bye_branch = new_branch()
-    bye = uac.build(
-        "BYE",
-        dialog.remote_target,
-        branch=bye_branch,
-        call_id=call_id,
-        cseq=2,
-        from_uri=from_uri,
-        from_tag=from_tag,
-        to_uri=to_uri,
-        to_tag=dialog.to_tag,
-        route=dialog.route,
-    )
+    bye = in_dialog("BYE", 2, bye_branch)
     hangup = await uac.transact("BYE", bye, bye_branch, give_up_after)
     ok = (
         setup.elapsed <= deadline

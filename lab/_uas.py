@@ -8,55 +8,44 @@ while presence traffic floods it.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from typing import cast
 
 from breaker.probes._sipmsg import SipRequest, build_response, parse_request, via_branch
+from testbed.udp import Datagrams
 
 _SDP = b"v=0\r\no=far 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
 
 
-class FarEnd(asyncio.DatagramProtocol):
+class FarEnd:
     def __init__(self, port: int) -> None:
         self.port = port
-        self.transport: asyncio.DatagramTransport | None = None
         self.answered = 0
         self._answers: dict[str, bytes] = {}  # INVITE branch -> its 200
+        self._udp = Datagrams(self._datagram)
 
     async def start(self, host: str = "127.0.0.1") -> FarEnd:
-        loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self, local_addr=(host, self.port))
+        await self._udp.open((host, self.port))
         return self
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        self._udp.close()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def error_received(self, exc: Exception) -> None:
-        pass
-
-    def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
+    def _datagram(self, data: bytes, source: tuple[str, int]) -> None:
         request = parse_request(data)
-        if request is None or request.method == "ACK" or self.transport is None:
+        if request is None or request.method == "ACK":
             return
-        source = (str(addr[0]), int(addr[1]))
         if request.method == "INVITE":
             self._invite(request, source)
             return
         self.answered += 1
-        self.transport.sendto(build_response(request, 200, to_tag=secrets.token_hex(4)), source)
+        self._udp.send(build_response(request, 200, to_tag=secrets.token_hex(4)), source)
 
     def _invite(self, request: SipRequest, source: tuple[str, int]) -> None:
-        assert self.transport is not None
         via = request.get("via") or ""
         branch = via_branch(via) or ""
         answer = self._answers.get(branch)
         if answer is None:
-            self.transport.sendto(build_response(request, 100), source)
+            self._udp.send(build_response(request, 100), source)
             headers = [("Record-Route", rr) for rr in request.get_all("record-route")]
             headers += [
                 ("Contact", f"<sip:far@127.0.0.1:{self.port}>"),
@@ -69,4 +58,4 @@ class FarEnd(asyncio.DatagramProtocol):
             if len(self._answers) > 10_000:
                 self._answers.pop(next(iter(self._answers)))
             self.answered += 1
-        self.transport.sendto(answer, source)
+        self._udp.send(answer, source)

@@ -9,13 +9,11 @@ Binds port 53 on a free address of 127.53.0.0/16 (a resolv.conf names no port), 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import sys
-from pathlib import Path
 
 from lab._dns import LOOPBACK, Policer
-from lab._serve import report_until_stopped, write_json
+from lab._serve import run_main, serve
 
 
 async def _bind(upstream: int, cap: float) -> Policer:
@@ -29,28 +27,21 @@ async def _bind(upstream: int, cap: float) -> Policer:
     raise SystemExit(f"lab resolver: no address of 127.53.0.0/16 free on port 53 ({last})")
 
 
-async def _main(args: argparse.Namespace) -> int:
+async def _main(args: argparse.Namespace) -> None:
     policer = await _bind(args.upstream, args.cap)
-    stats = Path(args.stats)
     print(f"resolver ready: {policer.listen[0]}:53 -> {args.upstream}, cap {args.cap:g}/s")
-    await report_until_stopped(
-        lambda: write_json(
-            stats, {"address": policer.listen[0], "cap": args.cap, **policer.counts.totals()}
-        )
-    )
-    policer.close()
-    if args.events:
-        write_json(Path(args.events), policer.counts.events())
-    return 0
+
+    def totals() -> dict[str, object]:
+        return {"address": policer.listen[0], "cap": args.cap, **policer.counts.totals()}
+
+    await serve(args, totals, policer.counts.events, [policer])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lab-resolver")
     parser.add_argument("--upstream", type=int, required=True, help="dnsmasq's port on 127.0.0.1")
     parser.add_argument("--cap", type=float, required=True, help="queries per second let through")
-    parser.add_argument("--stats", required=True)
-    parser.add_argument("--events")
-    return asyncio.run(_main(parser.parse_args(argv)))
+    return run_main(parser, argv, _main)
 
 
 if __name__ == "__main__":

@@ -10,33 +10,22 @@ Runs until SIGTERM; rewrites `--stats` (totals) every 200 ms and writes `--event
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from pathlib import Path
 
 from lab._relay import Relay
-from lab._serve import report_until_stopped, write_json
+from lab._serve import run_main, serve
 from lab._tcp import Pbx
 from lab._uas import FarEnd
 
 LOOPBACK = "127.0.0.1"
 
 
-async def _main(args: argparse.Namespace) -> int:
+async def _main(args: argparse.Namespace) -> None:
     relay = await Relay((LOOPBACK, args.listen), (LOOPBACK, args.upstream)).start()
     far_end = await FarEnd(args.far_end).start() if args.far_end else None
     pbx = await Pbx(args.pbx).start() if args.pbx else None
-    stats = Path(args.stats)
     print(f"wire ready: relay {args.listen} -> {args.upstream}", flush=True)
-    await report_until_stopped(lambda: write_json(stats, relay.counts.totals()))
-    relay.close()
-    if far_end is not None:
-        far_end.close()
-    if pbx is not None:
-        pbx.close()
-    if args.events:
-        write_json(Path(args.events), relay.counts.events())
-    return 0
+    await serve(args, relay.counts.totals, relay.counts.events, [relay, far_end, pbx])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,9 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstream", type=int, required=True, help="the presence server's port")
     parser.add_argument("--far-end", type=int, default=0, help="port of the far-end UA (0: none)")
     parser.add_argument("--pbx", type=int, default=0, help="TCP port of the PBX (0: none)")
-    parser.add_argument("--stats", required=True)
-    parser.add_argument("--events")
-    return asyncio.run(_main(parser.parse_args(argv)))
+    return run_main(parser, argv, _main)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from testbed.procs import stopping
 from tests.support.procs import RedisServer
 
 # CI explores a fixed set of examples so a run is reproducible; developers get fresh ones.
@@ -17,18 +18,12 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    try:
+    with stopping(RedisServer(tmp_path / "redis").start()) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def module_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One redis-server for a module whose tests share a set of processes."""
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    try:
+    with stopping(RedisServer(tmp_path_factory.mktemp("redis")).start()) as server:
         yield server
-    finally:
-        server.stop()

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError, ResponseError
 
 from breaker.client import JobLock, LockState, VerdictReader
-from lab._procs import quoted
+from testbed.kamailio import quoted
 from tests.kamailio.harness import PROXY_CFG, BreakerHash, Kamailio, Responder, proxy_defines
 from tests.kamailio.sip import SipClient
 from tests.support.procs import Proc, free_port, free_port_both, port_open, wait_until

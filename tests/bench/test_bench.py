@@ -4,7 +4,6 @@ quick mode on a shared machine is a smoke test, not a measurement)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,33 +12,16 @@ from typing import Any
 import pytest
 
 from bench import BENCHMARKS
+from tests.support.procs import run_ok
 
-REPO = Path(__file__).resolve().parents[2]
 NAMES = BENCHMARKS  # every registered benchmark
 
 
 @pytest.fixture(scope="module")
 def quick_bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("bench")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            "--out",
-            str(out),
-            "--docs",
-            str(out / "benchmarks.md"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=420,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, (
-        f"python -m bench --quick failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-    )
+    argv = [sys.executable, "-m", "bench", "--quick", "--out", str(out)]
+    run_ok([*argv, "--docs", str(out / "benchmarks.md")], timeout=420)
     yield out
 
 

@@ -4,7 +4,6 @@ helpers to run `python -m breaker …` as a user would."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,9 @@ from typing import Any
 
 import httpx
 
-from tests.support.procs import Proc, RedisServer, free_port, free_port_both, wait_until
+from testbed.sidecar import Sidecar, sidecar_toml
+from testbed.sip_standin import StandinProcess
+from tests.support.procs import RedisServer, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BREAKERS = ("mwi", "presence")  # sorted, as the API lists them
@@ -28,32 +29,7 @@ INTERVAL = 0.2
 STATE_TTL = 2.0
 
 
-class Standin:
-    """`python -m tests.support.sip_standin` on a free port; SIGSTOP freezes it."""
-
-    def __init__(self, workdir: Path, name: str) -> None:
-        self.port = free_port_both()
-        counts = workdir / f"standin-{name}.json"
-        self.proc = Proc(
-            [
-                sys.executable,
-                "-m",
-                "tests.support.sip_standin",
-                "--port",
-                str(self.port),
-                "--count-file",
-                str(counts),
-            ],
-            workdir / f"standin-{name}.log",
-            cwd=ROOT,
-        )
-        wait_until(counts.exists, 10, what=f"stand-in {name} to listen")
-
-    def freeze(self) -> None:
-        self.proc.signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self.proc.signal(signal.SIGCONT)
+Standin = StandinProcess
 
 
 class Stack:
@@ -64,21 +40,10 @@ class Stack:
         self.workdir = workdir
         self.redis = RedisServer(workdir / "redis").start()
         self.standins = {name: Standin(workdir, name) for name in BREAKERS}
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.config = workdir / "breaker.toml"
-        self.config.write_text(self._config())
-        self.proc = Proc(
-            [sys.executable, "-m", "breaker", "serve", "--config", str(self.config)],
-            workdir / "sidecar.log",
-            env={
-                "BREAKER_API_TOKEN": OPERATE,
-                "BREAKER_TEST_ALICE": ALICE,
-                "BREAKER_TEST_VIEWER": VIEWER,
-            },
-            cwd=ROOT,
-        )
-        wait_until(self._healthy, 15, what=f"sidecar /healthz on {self.url}")
+        port = free_port()
+        self.sidecar = Sidecar(workdir / "sidecar", self._config(port), port, token=OPERATE)
+        self.sidecar.start(env={"BREAKER_TEST_ALICE": ALICE, "BREAKER_TEST_VIEWER": VIEWER})
+        self.url = self.sidecar.url
         for name in BREAKERS:
             wait_until(
                 lambda: self.hash_field(name, "state") == "closed",
@@ -86,52 +51,38 @@ class Stack:
                 what=f"{name} closed in Redis",
             )
 
-    def _config(self) -> str:
-        lines = [
-            "[redis]",
-            f'url = "{self.redis.url}"',
-            "[api]",
-            'host = "127.0.0.1"',
-            f"port = {self.port}",
-            "[[api.tokens]]",
-            'name = "alice"',
-            'role = "operate"',
-            'env = "BREAKER_TEST_ALICE"',
-            "[[api.tokens]]",
-            'name = "viewer"',
-            'role = "read"',
-            'env = "BREAKER_TEST_VIEWER"',
-            "[logging]",
-            'level = "warning"',
-            'format = "text"',
+    def _config(self, port: int) -> str:
+        tokens = [
+            {"name": "alice", "role": "operate", "env": "BREAKER_TEST_ALICE"},
+            {"name": "viewer", "role": "read", "env": "BREAKER_TEST_VIEWER"},
         ]
-        for name, standin in self.standins.items():
-            lines += [
-                "[[breakers]]",
-                f'name = "{name}"',
-                f'target = "sip:127.0.0.1:{standin.port};transport=udp"',
-                f"interval = {INTERVAL}",
-                "timeout = 0.1",
-                "fall = 2",
-                "rise = 2",
-                "slow_start = 0.5",
-                "reopen_backoff = 0.2",
-                "reopen_backoff_max = 0.5",
-            ]
-        return "\n".join(lines) + "\n"
-
-    def _healthy(self) -> bool:
-        if not self.proc.alive():
-            raise AssertionError(f"sidecar exited:\n{self.proc.output()[-2000:]}")
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
+        breakers = [
+            {
+                "name": name,
+                "target": f"sip:127.0.0.1:{standin.port};transport=udp",
+                "interval": INTERVAL,
+                "timeout": 0.1,
+                "fall": 2,
+                "rise": 2,
+                "slow_start": 0.5,
+                "reopen_backoff": 0.2,
+                "reopen_backoff_max": 0.5,
+            }
+            for name, standin in self.standins.items()
+        ]
+        return sidecar_toml(
+            redis_url=self.redis.url,
+            api_port=port,
+            breakers=breakers,
+            level="warning",
+            log_format="text",
+            tokens=tokens,
+        )
 
     def stop(self) -> None:
-        self.proc.stop()
+        self.sidecar.stop()
         for standin in self.standins.values():
-            standin.proc.stop()
+            standin.stop()
         self.redis.stop()
 
     # -- looking and poking ------------------------------------------------------------
@@ -143,8 +94,7 @@ class Stack:
             return ""
 
     def api(self, method: str, path: str, token: str | None = OPERATE, **kw: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=3, **kw)
+        return self.sidecar.request(method, path, token, **kw)
 
     def force(self, name: str, state: str, ttl: float = 60, reason: str = "test") -> None:
         body = {"state": state, "ttl": ttl, "reason": reason}

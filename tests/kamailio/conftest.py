@@ -11,22 +11,20 @@ Reusable fixtures:
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from lab._procs import create_presence_db
+from testbed.kamailio import presence_server as shipped_presence_server
+from testbed.procs import LabError, require, stopping
 from tests.kamailio.harness import (
-    PRESENCE_CFG,
     PROXY_CFG,
     BreakerHash,
     Define,
     Kamailio,
     Responder,
-    kamailio_binary,
-    presence_defines,
     proxy_defines,
 )
 from tests.support.procs import RedisServer, free_port_both
@@ -35,43 +33,30 @@ StartProxy = Callable[..., Kamailio]
 
 
 @pytest.fixture(scope="session", autouse=True)
-def kamailio_installed() -> str:
+def kamailio_installed() -> None:
     """The suite needs real binaries; a missing one is a failure, not a skip."""
-    for tool in ("kamcmd", "sipp", "redis-server"):
-        if shutil.which(tool) is None:
-            raise AssertionError(f"{tool} is not installed (see docs/kamailio.md, Tests)")
-    return kamailio_binary()
+    try:
+        require("kamailio", "kamcmd", "sipp", "redis-server")
+    except LabError as missing:
+        raise AssertionError(f"{missing} (see docs/kamailio.md, Tests)") from None
 
 
 @pytest.fixture
 def responder(tmp_path: Path) -> Iterator[Responder]:
-    stand_in = Responder(tmp_path / "responder").start()
-    try:
+    with stopping(Responder(tmp_path / "responder").start()) as stand_in:
         yield stand_in
-    finally:
-        stand_in.stop()
 
 
 @pytest.fixture
 def presence_server(tmp_path: Path) -> Iterator[Kamailio]:
-    rundir = tmp_path / "presence"
-    db = create_presence_db(rundir / "presence.sqlite")
-    port = free_port_both()
-    server = Kamailio(PRESENCE_CFG, rundir, port, presence_defines(port, db), name="presence")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    with stopping(shipped_presence_server(tmp_path / "presence", free_port_both())) as server:
+        yield server.start()
 
 
 @pytest.fixture
 def breaker_hash(redis_server: RedisServer) -> Iterator[BreakerHash]:
-    hash_ = BreakerHash(redis_server.port)
-    try:
+    with contextlib.closing(BreakerHash(redis_server.port)) as hash_:
         yield hash_
-    finally:
-        hash_.client.close()
 
 
 @pytest.fixture

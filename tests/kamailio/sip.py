@@ -183,25 +183,22 @@ class SipClient:
             "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
             "m=audio 4000 RTP/AVP 0\r\n"
         )
-        return build_request(
-            "INVITE",
-            ruri,
-            local=self.local,
-            from_uri="sip:caller@test",
-            to_uri=ruri,
-            body=sdp,
-            content_type="application/sdp",
-        )
+        return self._with_body("INVITE", ruri, "sip:caller@test", sdp, "application/sdp")
 
     def message(self, ruri: str, text: str = "hello") -> Request:
+        return self._with_body("MESSAGE", ruri, "sip:vm@test", text, "text/plain")
+
+    def _with_body(
+        self, method: str, ruri: str, from_uri: str, body: str, content_type: str
+    ) -> Request:
         return build_request(
-            "MESSAGE",
+            method,
             ruri,
             local=self.local,
-            from_uri="sip:vm@test",
+            from_uri=from_uri,
             to_uri=ruri,
-            body=text,
-            content_type="text/plain",
+            body=body,
+            content_type=content_type,
         )
 
     # -- sending ---------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from testbed.kamailio import enforced
+from testbed.procs import stopping
 from tests.kamailio.conftest import StartProxy
 from tests.kamailio.harness import BreakerHash, Kamailio, Responder
 from tests.kamailio.sip import SipClient
@@ -15,8 +17,7 @@ def test_timeouts_to_a_frozen_presence_server_are_counted_in_redis(
     start_proxy: StartProxy, responder: Responder, breaker_hash: BreakerHash
 ) -> None:
     proxy = start_proxy(responder.port, PRESENCE_FR_TIMER=500)
-    epoch = breaker_hash.set("closed")
-    proxy.wait_verdict(state="closed", epoch=epoch)
+    enforced(proxy, breaker_hash, "closed")
     responder.freeze()
     with SipClient(proxy.address) as client:
         got = client.send_all([client.mwi_publish(f"mbox{i}") for i in range(5)], timeout=5)
@@ -41,16 +42,13 @@ def test_timeouts_to_a_frozen_presence_server_are_counted_in_redis(
 def test_5xx_from_the_presence_server_counts_as_failed(
     start_proxy: StartProxy, breaker_hash: BreakerHash, tmp_path: Path
 ) -> None:
-    broken = Responder(tmp_path / "broken", code=500).start()
-    try:
+    with stopping(Responder(tmp_path / "broken", code=500).start()) as broken:
         proxy = start_proxy(broken.port)
         with SipClient(proxy.address) as client:
             got = client.send_all([client.mwi_publish(f"mbox{i}") for i in range(7)])
         assert {r.code for r in got.values()} == {500}
         passive = breaker_hash.wait_passive("failed", 7)
         assert passive["forwarded"] == 7
-    finally:
-        broken.stop()
 
 
 def test_successful_transactions_are_forwarded_not_failed(
@@ -64,13 +62,11 @@ def test_successful_transactions_are_forwarded_not_failed(
 
 
 def test_rejected_requests_are_not_counted(proxy: Kamailio, breaker_hash: BreakerHash) -> None:
-    epoch = breaker_hash.set("open")
-    proxy.wait_verdict(state="open", epoch=epoch)
+    enforced(proxy, breaker_hash, "open")
     with SipClient(proxy.address) as client:
         got = client.send_all([client.mwi_publish(f"mbox{i}") for i in range(20)])
         assert {r.code for r in got.values()} == {503}
-        epoch = breaker_hash.set("closed")
-        proxy.wait_verdict(state="closed", epoch=epoch)
+        enforced(proxy, breaker_hash, "closed")
         assert client.transact(client.mwi_publish("mbox1")).code == 200
     passive = wait_until(lambda: breaker_hash.passive(), 5, what="passive counters written")
     assert passive["forwarded"] == 1 and passive["failed"] == 0, (

@@ -22,16 +22,17 @@ import httpx
 import pytest
 import redis
 
-from lab._procs import create_presence_db, quoted
-from tests.kamailio.harness import (
+from testbed.kamailio import (
     PRESENCE_CFG,
     PROXY_CFG,
     Define,
     Kamailio,
     check_config,
+    create_presence_db,
     presence_defines,
-    proxy_defines,
+    quoted,
 )
+from tests.kamailio.harness import proxy_defines
 from tests.kamailio.sip import Response, SipClient
 from tests.support.procs import RedisServer, free_port_both, wait_until
 from tests.support.sidecar import Sidecar

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,19 +57,27 @@ def hashes_for(redis_server: RedisServer, **states: str) -> dict[str, BreakerHas
     return hashes
 
 
+ReadyPool = Callable[[str], tuple[Kamailio, dict[str, BreakerHash]]]
+
+
+@pytest.fixture
 def ready_pool(
     start_proxy: StartProxy,
     tmp_path: Path,
     members: dict[str, Responder],
     redis_server: RedisServer,
-    fail_mode: str,
-) -> tuple[Kamailio, dict[str, BreakerHash]]:
-    """Every member closed in Redis, the proxy started and reading all of them."""
-    hashes = hashes_for(redis_server)
-    proxy = pool_proxy(start_proxy, tmp_path, members, fail_mode)
-    for name in MEMBERS:
-        wait_member(proxy, name, state="closed", source="redis")
-    return proxy, hashes
+) -> ReadyPool:
+    """ready_pool(fail_mode): every member closed in Redis, the proxy started and reading
+    all of them."""
+
+    def ready(fail_mode: str) -> tuple[Kamailio, dict[str, BreakerHash]]:
+        hashes = hashes_for(redis_server)
+        proxy = pool_proxy(start_proxy, tmp_path, members, fail_mode)
+        for name in MEMBERS:
+            wait_member(proxy, name, state="closed", source="redis")
+        return proxy, hashes
+
+    return ready
 
 
 def publish(proxy: Kamailio, n: int = 300) -> collections.Counter[int]:
@@ -80,12 +88,9 @@ def publish(proxy: Kamailio, n: int = 300) -> collections.Counter[int]:
 
 
 def test_missing_member_hash_in_fail_mode_open_fails_its_subscribers_over(
-    start_proxy: StartProxy,
-    redis_server: RedisServer,
-    members: dict[str, Responder],
-    tmp_path: Path,
+    ready_pool: ReadyPool, members: dict[str, Responder]
 ) -> None:
-    proxy, hashes = ready_pool(start_proxy, tmp_path, members, redis_server, "open")
+    proxy, hashes = ready_pool("open")
     assert publish(proxy) == {200: 300}
     assert members["presence-b"].count("PUBLISH") > 0, "presence-b should be home to some"
 
@@ -116,12 +121,9 @@ def test_redis_gone_in_fail_mode_closed_keeps_every_member(
 
 
 def test_redis_gone_in_fail_mode_open_answers_503_locally(
-    start_proxy: StartProxy,
-    redis_server: RedisServer,
-    members: dict[str, Responder],
-    tmp_path: Path,
+    ready_pool: ReadyPool, members: dict[str, Responder], redis_server: RedisServer
 ) -> None:
-    proxy, _ = ready_pool(start_proxy, tmp_path, members, redis_server, "open")
+    proxy, _ = ready_pool("open")
     redis_server.stop()
     for name in MEMBERS:
         wait_member(proxy, name, state="open", source="fallback", cause="unreachable")
@@ -132,13 +134,10 @@ def test_redis_gone_in_fail_mode_open_answers_503_locally(
 
 
 def test_request_for_one_member_follows_that_members_verdict(
-    start_proxy: StartProxy,
-    redis_server: RedisServer,
-    members: dict[str, Responder],
-    tmp_path: Path,
+    ready_pool: ReadyPool, members: dict[str, Responder]
 ) -> None:
     """A MESSAGE whose R-URI is a member's address goes there, or 503 while it is open."""
-    proxy, hashes = ready_pool(start_proxy, tmp_path, members, redis_server, "closed")
+    proxy, hashes = ready_pool("closed")
     b = members["presence-b"]
     with SipClient(proxy.address) as client:
         ok = client.transact(client.message(f"sip:127.0.0.1:{b.port}"))
@@ -152,13 +151,10 @@ def test_request_for_one_member_follows_that_members_verdict(
 
 
 def test_redis_commands_from_the_pool_poller_do_not_grow_with_sip_traffic(
-    start_proxy: StartProxy,
-    redis_server: RedisServer,
-    members: dict[str, Responder],
-    tmp_path: Path,
+    ready_pool: ReadyPool, members: dict[str, Responder], redis_server: RedisServer
 ) -> None:
     """One EVAL per poll, idle or busy (the full measurement is `python -m bench --only pool`)."""
-    proxy, _ = ready_pool(start_proxy, tmp_path, members, redis_server, "closed")
+    proxy, _ = ready_pool("closed")
     client = redis.Redis(port=redis_server.port, decode_responses=True)
 
     def evals_during(seconds: float, traffic: bool) -> float:

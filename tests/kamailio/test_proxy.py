@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from testbed.kamailio import enforced
+from testbed.procs import stopping
 from tests.kamailio.conftest import StartProxy
 from tests.kamailio.harness import BreakerHash, Kamailio, Responder, run_sipp
 from tests.kamailio.sip import SipClient, build_request
@@ -27,8 +29,7 @@ def test_presence_server_answers_mwi_publish_subscribe_and_options(
 
 
 def test_registrar_routes_to_the_registered_contact(proxy: Kamailio, tmp_path: Path) -> None:
-    phone = Responder(tmp_path / "phone").start()
-    try:
+    with stopping(Responder(tmp_path / "phone").start()) as phone:
         with SipClient(proxy.address) as client:
             domain = f"127.0.0.1:{proxy.port}"
             register = build_request(
@@ -49,8 +50,6 @@ def test_registrar_routes_to_the_registered_contact(proxy: Kamailio, tmp_path: P
         assert invite.code == 486, f"INVITE must reach bob's phone (486), got {invite.code}"
         assert phone.count("INVITE") == 1
         assert unknown.code == 404
-    finally:
-        phone.stop()
 
 
 def test_unsolicited_mwi_notify_goes_to_the_presence_server(
@@ -58,8 +57,7 @@ def test_unsolicited_mwi_notify_goes_to_the_presence_server(
 ) -> None:
     with SipClient(proxy.address) as client:
         assert client.transact(client.mwi_notify("mbox7")).code == 200
-        epoch = breaker_hash.set("open", retry_after=6)
-        proxy.wait_verdict(state="open", epoch=epoch)
+        enforced(proxy, breaker_hash, "open", retry_after=6)
         rejected = client.transact(client.mwi_notify("mbox7"))
     assert rejected.code == 503 and rejected.header("retry-after")
     assert responder.count("NOTIFY") == 1
@@ -69,8 +67,7 @@ def test_presence_max_rate_caps_what_is_forwarded(
     start_proxy: StartProxy, responder: Responder, breaker_hash: BreakerHash
 ) -> None:
     proxy = start_proxy(responder.port, BREAKER_PRESENCE_MAX_RATE=50)
-    epoch = breaker_hash.set("closed")
-    proxy.wait_verdict(state="closed", epoch=epoch)
+    enforced(proxy, breaker_hash, "closed")
     with SipClient(proxy.address) as client:
         started = time.monotonic()
         got = client.send_all([client.mwi_publish(f"mbox{i}") for i in range(400)])

@@ -4,7 +4,6 @@ vm-presence instances, `breaker guard`; both timelines, then the files and the h
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +12,8 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.procs import run_ok
+
 # `make lab` as a developer runs it: `python -m lab` from the checkout
 LAB = [sys.executable, "-m", "lab"]
 
@@ -34,16 +34,7 @@ class LabRun:
 @pytest.fixture(scope="module")
 def lab_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRun]:
     out = tmp_path_factory.mktemp("lab-results")
-    done = subprocess.run(
-        [*LAB, "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=170,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, (
-        f"python -m lab --quick failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    )
+    done = run_ok([*LAB, "--quick", "--out", str(out)], timeout=170)
     directories = [p for p in out.iterdir() if p.is_dir()]
     assert len(directories) == 1, f"expected one timestamped directory in {out}, saw {directories}"
     directory = directories[0]

@@ -6,9 +6,7 @@ type get an empty NOERROR answer, names in `silent` get no answer at all (timeou
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from typing import cast
 
 import dns.flags
 import dns.message
@@ -18,8 +16,10 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from testbed.udp import Datagrams
 
-class DnsStandin(asyncio.DatagramProtocol):
+
+class DnsStandin:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = 0
@@ -27,7 +27,7 @@ class DnsStandin(asyncio.DatagramProtocol):
         self.silent: set[str] = set()
         self.servfail: set[str] = set()
         self.queries: Counter[tuple[str, str]] = Counter()
-        self._transport: asyncio.DatagramTransport | None = None
+        self._udp = Datagrams(self._query)
 
     def add(self, name: str, rdtype: str, ttl: int, *rdatas: str) -> None:
         """Add (replace) an RRset: add("_sip._udp.x.test", "SRV", 60, "10 5 5070 a.x.test.")."""
@@ -38,19 +38,14 @@ class DnsStandin(asyncio.DatagramProtocol):
             del self.records[key]
 
     async def start(self) -> DnsStandin:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(self.host, 0))
-        self.port = int(transport.get_extra_info("sockname")[1])
+        await self._udp.open((self.host, 0))
+        self.port = self._udp.port
         return self
 
     def stop(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        self._udp.close()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
+    def _query(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
             query = dns.message.from_wire(data)
         except Exception:
@@ -73,8 +68,7 @@ class DnsStandin(asyncio.DatagramProtocol):
             response.answer.append(rrset)
         elif not any(key[0] == name for key in self.records):
             response.set_rcode(dns.rcode.NXDOMAIN)
-        assert self._transport is not None
-        self._transport.sendto(response.to_wire(), addr)
+        self._udp.send(response.to_wire(), addr)
 
 
 def _norm(name: str) -> str:

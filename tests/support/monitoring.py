@@ -9,11 +9,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import yaml
 
+from testbed.procs import Started
 from tests.support.procs import Proc, free_port, wait_until
 
 PROMETHEUS = "/usr/bin/prometheus"
@@ -40,8 +41,37 @@ def _ready(url: str, proc: Proc, what: str) -> bool:
         return False
 
 
-class Prometheus:
+class _Daemon(Started):
+    """A Prometheus-family daemon on a free port: a YAML config, a data dir, ready when
+    /-/ready answers."""
+
+    name = ""
+    binary = ""
+
+    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config = workdir / f"{self.name}.yml"
+        self.config.write_text(yaml.safe_dump(config))
+        self.proc: Proc | None = None
+
+    def flags(self) -> list[str]:
+        return []
+
+    def start(self) -> Self:
+        argv = [self.binary, f"--config.file={self.config}", *self.flags(), "--log.level=warn"]
+        self.proc = proc = Proc(argv, self.workdir / f"{self.name}.log")
+        ready = f"http://{self.address}/-/ready"
+        wait_until(lambda: _ready(ready, proc, self.name), 30, what=self.name)
+        return self
+
+
+class Prometheus(_Daemon):
     """`prometheus` scraping `jobs` every `interval`, with `rules`, alerting `alertmanager`."""
+
+    name, binary = "prometheus", PROMETHEUS
 
     def __init__(
         self,
@@ -51,10 +81,6 @@ class Prometheus:
         alertmanager: str,
         interval: str = "1s",
     ) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        workdir.mkdir(parents=True, exist_ok=True)
         config = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
             "rule_files": [str(rules)],
@@ -68,29 +94,14 @@ class Prometheus:
                 for job, targets in jobs.items()
             ],
         }
-        self.config = workdir / "prometheus.yml"
-        self.config.write_text(yaml.safe_dump(config))
-        self.proc: Proc | None = None
+        super().__init__(workdir, config)
+        self.url = f"http://{self.address}"
 
-    def start(self) -> Prometheus:
-        self.proc = Proc(
-            [
-                PROMETHEUS,
-                f"--config.file={self.config}",
-                f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--log.level=warn",
-            ],
-            self.workdir / "prometheus.log",
-        )
-        proc = self.proc
-        wait_until(lambda: _ready(f"{self.url}/-/ready", proc, "prometheus"), 30, what="prometheus")
-        return self
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.stop()
-            self.proc = None
+    def flags(self) -> list[str]:
+        return [
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address={self.address}",
+        ]
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """Instant query; raises AssertionError with Prometheus' message on an error."""
@@ -173,14 +184,12 @@ class Webhook:
             return sorted({d.alert["labels"].get("alertname", "") for d in self.deliveries})
 
 
-class Alertmanager:
+class Alertmanager(_Daemon):
     """`prometheus-alertmanager` routing everything to `webhook`, gossip off, short waits."""
 
+    name, binary = "alertmanager", ALERTMANAGER
+
     def __init__(self, workdir: Path, webhook: str, group_wait: str = "1s") -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        workdir.mkdir(parents=True, exist_ok=True)
         config = {
             "route": {
                 "receiver": "test",
@@ -193,31 +202,11 @@ class Alertmanager:
                 {"name": "test", "webhook_configs": [{"url": webhook, "send_resolved": True}]}
             ],
         }
-        self.config = workdir / "alertmanager.yml"
-        self.config.write_text(yaml.safe_dump(config))
-        self.proc: Proc | None = None
+        super().__init__(workdir, config)
 
-    def start(self) -> Alertmanager:
-        self.proc = Proc(
-            [
-                ALERTMANAGER,
-                f"--config.file={self.config}",
-                f"--storage.path={self.workdir / 'data'}",
-                f"--web.listen-address={self.address}",
-                "--cluster.listen-address=",
-                "--log.level=warn",
-            ],
-            self.workdir / "alertmanager.log",
-        )
-        proc = self.proc
-        wait_until(
-            lambda: _ready(f"http://{self.address}/-/ready", proc, "alertmanager"),
-            30,
-            what="alertmanager",
-        )
-        return self
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.stop()
-            self.proc = None
+    def flags(self) -> list[str]:
+        return [
+            f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address={self.address}",
+            "--cluster.listen-address=",  # no gossip
+        ]
