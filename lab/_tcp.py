@@ -19,10 +19,9 @@ import contextlib
 import secrets
 import time
 
+from breaker.probes._framing import FramingError, StreamFramer
 from breaker.probes._sipmsg import (
-    FramingError,
     SipResponse,
-    StreamFramer,
     build_response,
     format_message,
     new_branch,

@@ -33,10 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from breaker.probes._framing import FramingError, StreamFramer
 from breaker.probes._sipmsg import (
-    FramingError,
     SipRequest,
-    StreamFramer,
     build_response,
     parse_request,
 )

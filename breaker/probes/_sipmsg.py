@@ -13,10 +13,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-# The stream framer lives in _framing; lab/ and tests/support still import it from here.
 from breaker.probes._framing import MAX_MESSAGE
-from breaker.probes._framing import FramingError as FramingError
-from breaker.probes._framing import StreamFramer as StreamFramer
 
 BRANCH_MAGIC = "z9hG4bK"  # RFC 3261 8.1.1.7: marks a branch as globally unique
 
