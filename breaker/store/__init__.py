@@ -18,8 +18,9 @@ from breaker.store._contract import (
     votes_key,
 )
 from breaker.store._fleet import ForceOp, VoteItem, VoteOutcome
+from breaker.store._pool import PoolItem, PoolOutcome
 from breaker.store._publisher import Publisher
-from breaker.store._redis import RedisStore, WriteItem, WriteOutcome
+from breaker.store._redis import RedisStore
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -27,13 +28,13 @@ __all__ = [
     "EVENTS_CHANNEL",
     "GUARD_OUTCOMES",
     "ForceOp",
+    "PoolItem",
+    "PoolOutcome",
     "Publisher",
     "RedisClient",
     "RedisStore",
     "VoteItem",
     "VoteOutcome",
-    "WriteItem",
-    "WriteOutcome",
     "connect",
     "event_dict",
     "events_channel",

@@ -1,0 +1,25 @@
+"""Votes for the store tests: one observer's VoteItem with test defaults."""
+
+from __future__ import annotations
+
+from breaker.core import Policy, State
+from breaker.store import RedisStore, VoteItem, VoteOutcome
+
+POLICY = Policy(fall=1, rise=1, interval=0.1, slow_start=0.5)
+
+
+def vote(observer: str, state: State, **kw: object) -> VoteItem:
+    fields: dict[str, object] = {
+        "name": "presence", "observer": observer, "vote": state, "reason": "timeout",
+        "settings": "interval=0.1", "policy": POLICY, "quorum": "majority", "vote_ttl": 0.6,
+        "ttl": 2.0, "instance": f"i-{observer}",
+    }  # fmt: skip
+    fields.update(kw)
+    return VoteItem(**fields)  # type: ignore[arg-type]
+
+
+async def cast(store: RedisStore, item: VoteItem) -> VoteOutcome:
+    """One vote; fails the test when Redis refused it."""
+    [outcome], _ = await store.vote([item])
+    assert outcome.error is None and outcome.verdict is not None, outcome
+    return outcome
