@@ -60,7 +60,7 @@ async def test_force_through_one_observer_holds_for_all_and_epoch_only_grows(red
     epochs = [out.verdict.epoch]
     out = await cast(store, vote("b", State.CLOSED))
     v = out.verdict
-    assert v.state is State.OPEN and v.force.actor == "alice", v
+    assert v.state is State.OPEN and v.force is not None and v.force.actor == "alice", v
     epochs.append(v.epoch)
     release = ForceOp("release", None, 0.0, "bob", "")
     out = await cast(store, vote("b", State.CLOSED, force_op=release))
