@@ -24,6 +24,7 @@ from breaker import core
 from breaker._config import BreakerConfig, PoolConfig, Settings
 from breaker._errors import StoreUnavailable
 from breaker._metrics import Metrics
+from breaker._supervisor import STOP_STEP_TIMEOUT, Supervisor, TaskHealth
 from breaker.core import Breaker, Event, Policy, State, Step, Verdict
 from breaker.probes import Probe, ProbeResult, SipResolver, make_probe
 from breaker.store import (
@@ -36,6 +37,8 @@ from breaker.store import (
     VoteItem,
     VoteOutcome,
     event_dict,
+    probe_settings,
+    settings_differences,
     stored_from_fields,
 )
 
@@ -46,10 +49,6 @@ RECENT_EVENTS = 200  # per breaker, served by the API while Redis is away
 RECENT_PROBES = 60  # per breaker, for the status page's RTT sparkline
 PROBE_GRACE = 0.2
 GUARD_RUNS_INTERVAL = 5.0  # how often `breaker guard` outcome counts are read from Redis
-STOP_STEP_TIMEOUT = 1.0  # extra time before a probe that ignores its own timeout is cancelled
-TASK_BACKOFF_START = 0.1  # a crashed background task restarts after this, doubling
-TASK_BACKOFF_MAX = 5.0
-TASK_HEALTHY_AFTER = 30.0  # a task that ran this long before crashing starts its backoff afresh
 OFFSET_STEP = 0.5  # wall-minus-monotonic moves by more than this only when the wall clock steps
 FLEET_DUE_SLACK = 0.01  # vote this long after the fleet's ramp end or force expiry is due
 TWIN_SIGHTINGS = 2  # a restarted sidecar sees its predecessor's vote once; a twin keeps showing
@@ -63,36 +62,6 @@ def state_ttl(settings: Settings, cfg: BreakerConfig) -> float:
 def vote_ttl(settings: Settings, cfg: BreakerConfig) -> float:
     """A vote outlives two missed refreshes; a dead observer stops counting soon after."""
     return settings.cluster.vote_ttl or max(3 * cfg.interval, 2.0)
-
-
-def probe_settings(cfg: BreakerConfig) -> str:
-    """What every observer of one breaker must share for their votes to mean the same."""
-    return ",".join(
-        f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
-        for key, value in (
-            ("interval", cfg.interval),
-            ("timeout", cfg.timeout),
-            ("slow", cfg.slow_threshold),
-            ("fast_interval", cfg.confirm_interval),
-            ("adaptive_timeout", cfg.adaptive_timeout),
-            ("fall", cfg.fall),
-            ("rise", cfg.rise),
-            ("method", cfg.method),
-            ("slow_start", cfg.slow_start),
-            ("initial_admit", cfg.initial_admit),
-        )
-    )
-
-
-def settings_differences(mine: str, theirs: str) -> list[str]:
-    """`interval 0.2 here, 0.5 there` for each key whose value differs."""
-    a = dict(kv.partition("=")[::2] for kv in mine.split(","))
-    b = dict(kv.partition("=")[::2] for kv in theirs.split(","))
-    return [
-        f"{k} {a.get(k, '?')} here, {b.get(k, '?')} there"
-        for k in sorted(set(a) | set(b))
-        if a.get(k) != b.get(k)
-    ]
 
 
 @dataclass
@@ -115,17 +84,6 @@ class Runtime:
     force_ops: deque[ForceOp] = field(default_factory=deque)  # taken here, not yet sent
     fleet_due: float | None = None  # monotonic: the fleet's ramp end or force expiry
     twin_sightings: int = 0  # votes that found another live instance under our observer id
-    recent_probes: deque[ProbeResult] = field(default_factory=lambda: deque(maxlen=RECENT_PROBES))
-
-
-@dataclass
-class TaskHealth:
-    """Crash record of one supervised background task."""
-
-    restarts: int = 0
-    in_a_row: int = 0
-    last_error: str = ""
-    last_crash: float | None = None  # monotonic
     recent_probes: deque[ProbeResult] = field(default_factory=lambda: deque(maxlen=RECENT_PROBES))
 
 
@@ -229,8 +187,7 @@ class Service:
             # every outcome from 0, so the first refusal is already an increase
             self.metrics.guard_runs.update(cfg.name, dict.fromkeys(GUARD_OUTCOMES, 0))
         self.metrics.info.labels(observer_id(settings)).set(1)
-        self._tasks: list[asyncio.Task[None]] = []
-        self.tasks: dict[str, TaskHealth] = {}
+        self.supervisor = Supervisor(self.metrics, clock)
         self._restored = False
         self._bad_data: set[tuple[str, str]] = set()  # (breaker, what) already logged
 
@@ -324,63 +281,28 @@ class Service:
         log.info("service.started", extra={"breakers": sorted(self.runtimes)})
 
     def _spawn(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
-        self.tasks[name] = TaskHealth()
-        self._tasks.append(asyncio.create_task(self._supervise(name, body), name=name))
+        self.supervisor.spawn(name, body)
 
-    async def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
-        """Run a loop forever: an exception is logged once per type, counted, and the loop
-        restarts with backoff, so no background task can die silently."""
-        health = self.tasks[name]
-        counter = self.metrics.task_restarts.labels(name)
-        logged: set[str] = set()
-        backoff = TASK_BACKOFF_START
-        while True:
-            started = self.clock()
-            try:
-                await body()
-                return
-            except Exception as exc:
-                error = type(exc).__name__
-                now = self.clock()
-                if now - started >= TASK_HEALTHY_AFTER:
-                    backoff, health.in_a_row = TASK_BACKOFF_START, 0
-                health.restarts += 1
-                health.in_a_row += 1
-                health.last_error, health.last_crash = error, now
-                counter.inc()
-                if error not in logged:
-                    logged.add(error)
-                    log.error(
-                        "service.task_crashed",
-                        extra={"task": name, "error": error, "detail": str(exc)[:200]},
-                    )
-                await asyncio.sleep(backoff)
-                backoff = min(TASK_BACKOFF_MAX, backoff * 2)
+    @property
+    def tasks(self) -> dict[str, TaskHealth]:
+        """Each background task's crash record."""
+        return self.supervisor.health
 
     def failing_tasks(self) -> list[str]:
         """Tasks that crashed again and again lately: /readyz shows them."""
-        now = self.clock()
-        return sorted(
-            name
-            for name, h in self.tasks.items()
-            if h.in_a_row >= 2
-            and h.last_crash is not None
-            and now - h.last_crash < 2 * TASK_BACKOFF_MAX + 1
-        )
+        return self.supervisor.failing()
 
     async def stop(self) -> None:
         """Stop probing, give Redis one short chance to take the last verdicts, close.
 
         Every step is bounded: a shutdown that hangs is worse than one that drops a write.
         """
-        probers = [t for t in self._tasks if t.get_name() != "publisher"]
-        await _cancel(probers)
+        await self.supervisor.cancel(keep=frozenset({"publisher"}))
         if self.publisher.up:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(STOP_STEP_TIMEOUT):
                     await self.publisher.wait_flushed()
-        await _cancel(self._tasks)
-        self._tasks.clear()
+        await self.supervisor.cancel()
         for rt in self.runtimes.values():
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(STOP_STEP_TIMEOUT):
@@ -761,16 +683,3 @@ class Service:
 def observer_id(settings: Settings) -> str:
     """The `[cluster] observer` id: this host's name unless configured."""
     return settings.cluster.observer
-
-
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    if not tasks:
-        return
-    _, stuck = await asyncio.wait(tasks, timeout=STOP_STEP_TIMEOUT)
-    for task in stuck:
-        log.error(
-            "service.task_stuck",
-            extra={"task": task.get_name(), "stack": repr(task.get_stack(limit=5))},
-        )

@@ -17,6 +17,7 @@ from breaker.store._contract import (
     stored_from_fields,
     votes_key,
 )
+from breaker.store._fingerprint import probe_settings, settings_differences
 from breaker.store._fleet import ForceOp, VoteItem, VoteOutcome
 from breaker.store._pool import PoolItem, PoolOutcome
 from breaker.store._publisher import Publisher
@@ -43,6 +44,8 @@ __all__ = [
     "log_key",
     "meta_key",
     "passive_key",
+    "probe_settings",
+    "settings_differences",
     "state_key",
     "stored_from_fields",
     "votes_key",
