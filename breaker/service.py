@@ -85,6 +85,7 @@ class Runtime:
     fleet_due: float | None = None  # monotonic: the fleet's ramp end or force expiry
     twin_sightings: int = 0  # votes that found another live instance under our observer id
     recent_probes: deque[ProbeResult] = field(default_factory=lambda: deque(maxlen=RECENT_PROBES))
+    fingerprint: str = ""  # probe_settings(cfg), sent with every vote
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ class Service:
                 policy=cfg.policy(),
                 probe=probe_factory(cfg),
                 breaker=core.new_breaker(cfg.name, now),
+                fingerprint=probe_settings(cfg),
             )
             for cfg in settings.breakers
         }
@@ -405,7 +407,7 @@ class Service:
             observer=cluster.observer,
             vote=rt.breaker.computed,
             reason=rt.breaker.reason,
-            settings=probe_settings(rt.cfg),
+            settings=rt.fingerprint,
             policy=rt.policy,
             quorum=str(cluster.quorum),
             vote_ttl=vote_ttl(self.settings, rt.cfg),

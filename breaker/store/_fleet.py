@@ -256,6 +256,21 @@ class VoteOutcome:
     error: str | None = None
 
 
+def vote_outcome(name: str, reply: list[object]) -> VoteOutcome:
+    """The script's reply: the fleet verdict and what it found among the votes."""
+    due = int(str(reply[17]))
+    return VoteOutcome(
+        name,
+        verdict_from_reply(name, reply),
+        live=int(str(reply[12])),
+        other=str(reply[13]),
+        changes=int(str(reply[14])),
+        repaired=int(str(reply[15])) == 1,
+        twin=int(str(reply[16])) == 1,
+        due=due / 1000 if due >= 0 else None,
+    )
+
+
 def verdict_from_reply(name: str, reply: list[object]) -> Verdict:
     """The script's reply as a Verdict in unix seconds."""
     st, admit, epoch, since, reason, ra, forced, fby, freason, funtil, computed = reply[:11]

@@ -122,10 +122,11 @@ class PoolOutcome:
     error: str | None = None
 
 
-def pool_verdict_from_reply(name: str, reply: list[object]) -> Verdict:
-    st, admit, epoch, since, reason, ra = reply[:6]
+def pool_outcome(name: str, reply: list[object]) -> PoolOutcome:
+    """The script's reply: the pool verdict now published, and whether this run changed it."""
+    st, admit, epoch, since, reason, ra, changes, repaired = reply[:8]
     state = State(str(st))
-    return Verdict(
+    verdict = Verdict(
         name=name,
         state=state,
         admit=int(str(admit)),
@@ -136,3 +137,4 @@ def pool_verdict_from_reply(name: str, reply: list[object]) -> Verdict:
         computed=state,
         force=None,
     )
+    return PoolOutcome(name, verdict, int(str(changes)), int(str(repaired)) == 1)

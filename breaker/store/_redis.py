@@ -31,8 +31,8 @@ from breaker.store._contract import (
     state_key,
     votes_key,
 )
-from breaker.store._fleet import FLEET_SCRIPT, VoteItem, VoteOutcome, verdict_from_reply
-from breaker.store._pool import POOL_SCRIPT, PoolItem, PoolOutcome, pool_verdict_from_reply
+from breaker.store._fleet import FLEET_SCRIPT, VoteItem, VoteOutcome, vote_outcome
+from breaker.store._pool import POOL_SCRIPT, PoolItem, PoolOutcome, pool_outcome
 
 # What each Redis-wide failure means for an operator, logged once when it starts.
 HINTS = {
@@ -114,36 +114,18 @@ class RedisStore:
                 args = pool.args(self.cfg.log_maxlen, channel, CONTRACT_VERSION)
                 await self._pool(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
             replies = await self._call(pipe.execute(raise_on_error=False))
-        outcomes: list[VoteOutcome] = []
-        for item, reply in zip(items, replies[: len(items)], strict=True):
-            if isinstance(reply, BaseException):
-                outcomes.append(VoteOutcome(item.name, None, error=_key_error(reply)))
-                continue
-            outcomes.append(
-                VoteOutcome(
-                    item.name,
-                    verdict_from_reply(item.name, reply),
-                    live=int(reply[12]),
-                    other=str(reply[13]),
-                    changes=int(reply[14]),
-                    repaired=int(reply[15]) == 1,
-                    twin=int(reply[16]) == 1,
-                    due=int(reply[17]) / 1000 if int(reply[17]) >= 0 else None,
-                )
-            )
-        pooled: list[PoolOutcome] = []
-        for pool, reply in zip(pools, replies[len(items) :], strict=True):
-            if isinstance(reply, BaseException):
-                pooled.append(PoolOutcome(pool.name, None, error=_key_error(reply)))
-                continue
-            pooled.append(
-                PoolOutcome(
-                    pool.name,
-                    pool_verdict_from_reply(pool.name, reply),
-                    changes=int(reply[6]),
-                    repaired=int(reply[7]) == 1,
-                )
-            )
+        outcomes = [
+            VoteOutcome(item.name, None, error=_key_error(reply))
+            if isinstance(reply, BaseException)
+            else vote_outcome(item.name, reply)
+            for item, reply in zip(items, replies[: len(items)], strict=True)
+        ]
+        pooled = [
+            PoolOutcome(pool.name, None, error=_key_error(reply))
+            if isinstance(reply, BaseException)
+            else pool_outcome(pool.name, reply)
+            for pool, reply in zip(pools, replies[len(items) :], strict=True)
+        ]
         return outcomes, pooled
 
     async def read_state(self, name: str) -> dict[str, str]:

@@ -3,7 +3,6 @@ real Redis, configured alike, no longer fight over the verdict."""
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,22 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fleet import sip_target, start_standin
+from tests.support.fleet import sip_target, states_while_partitioned
 from tests.support.procs import Proc, RedisServer, wait_until
 from tests.support.sidecar import Sidecar
 
 KEY = "breaker:{presence}"
 WINDOW = 3.0  # bench/fleet.py holds a partition for 30 s
-
-
-@pytest.fixture
-def standins(tmp_path: Path) -> Iterator[list[tuple[Proc, int]]]:
-    started = [start_standin(tmp_path / f"standin-{i}") for i in range(2)]
-    try:
-        yield started
-    finally:
-        for proc, _ in started:
-            proc.stop()
 
 
 @pytest.fixture
@@ -63,18 +52,7 @@ def test_two_sidecars_without_a_cluster_section_vote_instead_of_fighting(
     start_both(pair, [{"BREAKER_CLUSTER__OBSERVER": name} for name in ("a", "b")])
     wait_until(lambda: redis_server.cli("HLEN", f"{KEY}:votes") == "2", 10, what="two votes")
     assert sorted(redis_server.cli("HKEYS", f"{KEY}:votes").split()) == ["a", "b"]
-    frozen.signal(signal.SIGSTOP)
-    wait_until(
-        lambda: redis_server.cli("HGET", f"{KEY}:votes", "a").startswith("open|"),
-        5,
-        what="observer a to vote open",
-    )
-    states = set()
-    deadline = time.monotonic() + WINDOW
-    while time.monotonic() < deadline:
-        states.add(redis_server.cli("HGET", KEY, "state"))
-        time.sleep(0.05)
-    frozen.signal(signal.SIGCONT)
+    states = states_while_partitioned(redis_server, frozen, "a", WINDOW)
     log = redis_server.cli("XRANGE", f"{KEY}:log", "-", "+")
     assert states == {"closed"}, f"expected closed throughout, saw {states}"
     assert log.count("transition") == 0, f"expected 0 transitions in the audit stream: {log}"
