@@ -232,3 +232,13 @@ def test_the_observer_id_can_come_from_the_environment(
     path.write_text('[[breakers]]\nname = "a"\ntarget = "sip:127.0.0.1:5071"\n')
     monkeypatch.setenv("BREAKER_CLUSTER__OBSERVER", "registrar-2")
     assert load_settings(path).cluster.observer == "registrar-2"
+
+
+def test_an_older_config_with_pending_events_max_still_loads(tmp_path: Path) -> None:
+    """Nothing is queued any more (every sidecar votes), but an upgrade must not refuse
+    a config that still sets the key."""
+    path = tmp_path / "b.toml"
+    path.write_text(
+        '[redis]\npending_events_max = 500\n[[breakers]]\nname = "a"\ntarget = "sip:127.0.0.1:5071"\n'
+    )
+    assert load_settings(path).redis.pending_events_max == 500
