@@ -239,7 +239,7 @@ def test_an_older_config_with_pending_events_max_still_loads(tmp_path: Path) -> 
     a config that still sets the key."""
     path = tmp_path / "b.toml"
     path.write_text(
-        '[redis]\npending_events_max = 500\n'
+        "[redis]\npending_events_max = 500\n"
         '[[breakers]]\nname = "a"\ntarget = "sip:127.0.0.1:5071"\n'
     )
     assert load_settings(path).redis.pending_events_max == 500
