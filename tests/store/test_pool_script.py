@@ -42,11 +42,11 @@ async def test_the_script_derives_what_the_core_derives_for_every_member_mix(
         for shapes in itertools.product(SHAPES, repeat=len(MEMBERS)):
             for name, shape in zip(MEMBERS, shapes, strict=True):
                 key = f"breaker:{{{name}}}"
-                redis_server.cli("DEL", key)
+                await store.client.delete(key)
                 if shape is not None:
                     state, admit, retry = shape
-                    fields = ("state", state.value, "admit", str(admit), "retry_after", str(retry))
-                    redis_server.cli("HSET", key, *fields)
+                    fields = {"state": state.value, "admit": admit, "retry_after": retry}
+                    await store.client.hset(key, mapping=fields)  # type: ignore[misc,arg-type]
             members = [member(n, s) for n, s in zip(MEMBERS, shapes, strict=True)]
             for min_healthy in (1, 2, 3):
                 got = (await derive(store, min_healthy)).verdict
