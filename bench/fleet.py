@@ -9,7 +9,7 @@ own key prefix and probing its own stand-in (testbed.sip_standin), all in the sa
 - one partitioned observer: three observers, one probing a frozen stand-in for 30 s
   (quick: 2 s) while two see a healthy one; transitions in the audit stream (goal 0);
 - CPU: three observers x 100 breakers at 1 Hz, each sidecar's utime+stime over one
-  window, against one sidecar without `[cluster]` probing the same 100 targets in the
+  window, against one sidecar alone (it votes alone) probing the same 100 targets in the
   same window.
 """
 
@@ -169,7 +169,7 @@ def run(result: Result, workdir: Path) -> Result:
         f"open p95 {p95['1 observer']} s (1 observer) vs {p95['3 observers']} s (3), bound "
         f"{BOUND:.2f} s; {partition_transitions} transitions in {partition_s:g} s with one "
         f"partitioned observer; CPU per observer at 100 breakers {max(percents[1:])} % of a "
-        f"core vs {percents[0]} % for one sidecar without [cluster]"
+        f"core vs {percents[0]} % for one sidecar alone"
     )
     result.notes.append(
         "goal for 3 observers: the bound + one vote refresh (interval) + 0.3 s scheduling "

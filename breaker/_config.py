@@ -262,6 +262,8 @@ class RedisConfig(_Strict):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     sentinel_password_file: Path | None = None  # redis+sentinel://: the sentinels' own password
+    # Accepted and ignored: events are no longer queued while Redis is away
+    # (docs/configuration.md); kept so existing configs still load.
     pending_events_max: int = Field(10000, ge=10)
 
     @field_validator("url")
@@ -320,7 +322,7 @@ class Settings(BaseSettings):
     redis: RedisConfig = RedisConfig()
     api: ApiConfig = ApiConfig()
     logging: LoggingConfig = LoggingConfig()
-    cluster: ClusterConfig | None = None  # present: this sidecar votes with others
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)  # every sidecar votes
     breakers: tuple[BreakerConfig, ...] = Field(default=(), min_length=1)
     pools: tuple[PoolConfig, ...] = ()
 
@@ -336,10 +338,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _pools_name_breakers(self) -> Self:
-        if self.pools and self.cluster is not None:
+        if self.pools and parse_redis_url(self.redis.url).mode == "cluster":
             raise ValueError(
-                "[[pools]] and [cluster] cannot be combined yet: a pool's derived verdict "
-                "has one writer; run pools on a single sidecar (docs/configuration.md)"
+                "[[pools]] need a standalone Redis or Sentinel, not redis+cluster://: a pool's "
+                "verdict is derived from its members' keys, which sit in other hash slots"
             )
         names = {b.name for b in self.breakers}
         pools: set[str] = set()
@@ -373,7 +375,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_state_ttl(self) -> Self:
         ttl = self.redis.state_ttl
-        vote_ttl = self.cluster.vote_ttl if self.cluster else None
+        vote_ttl = self.cluster.vote_ttl
         for breaker in self.breakers:
             if vote_ttl is not None and vote_ttl <= breaker.interval:
                 raise ValueError(

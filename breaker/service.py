@@ -11,11 +11,11 @@ import contextlib
 import functools
 import logging
 import random
-import socket
+import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -24,16 +24,21 @@ from breaker import core
 from breaker._config import BreakerConfig, PoolConfig, Settings
 from breaker._errors import StoreUnavailable
 from breaker._metrics import Metrics
+from breaker._supervisor import STOP_STEP_TIMEOUT, Supervisor, TaskHealth
 from breaker.core import Breaker, Event, Policy, State, Step, Verdict
 from breaker.probes import Probe, ProbeResult, SipResolver, make_probe
 from breaker.store import (
     GUARD_OUTCOMES,
     ForceOp,
+    PoolItem,
+    PoolOutcome,
     Publisher,
     RedisStore,
     VoteItem,
     VoteOutcome,
     event_dict,
+    probe_settings,
+    settings_differences,
     stored_from_fields,
 )
 
@@ -44,11 +49,9 @@ RECENT_EVENTS = 200  # per breaker, served by the API while Redis is away
 RECENT_PROBES = 60  # per breaker, for the status page's RTT sparkline
 PROBE_GRACE = 0.2
 GUARD_RUNS_INTERVAL = 5.0  # how often `breaker guard` outcome counts are read from Redis
-STOP_STEP_TIMEOUT = 1.0  # extra time before a probe that ignores its own timeout is cancelled
-TASK_BACKOFF_START = 0.1  # a crashed background task restarts after this, doubling
-TASK_BACKOFF_MAX = 5.0
-TASK_HEALTHY_AFTER = 30.0  # a task that ran this long before crashing starts its backoff afresh
 OFFSET_STEP = 0.5  # wall-minus-monotonic moves by more than this only when the wall clock steps
+FLEET_DUE_SLACK = 0.01  # vote this long after the fleet's ramp end or force expiry is due
+TWIN_SIGHTINGS = 2  # a restarted sidecar sees its predecessor's vote once; a twin keeps showing
 
 
 def state_ttl(settings: Settings, cfg: BreakerConfig) -> float:
@@ -58,38 +61,7 @@ def state_ttl(settings: Settings, cfg: BreakerConfig) -> float:
 
 def vote_ttl(settings: Settings, cfg: BreakerConfig) -> float:
     """A vote outlives two missed refreshes; a dead observer stops counting soon after."""
-    configured = settings.cluster.vote_ttl if settings.cluster else None
-    return configured or max(3 * cfg.interval, 2.0)
-
-
-def probe_settings(cfg: BreakerConfig) -> str:
-    """What every observer of one breaker must share for their votes to mean the same."""
-    return ",".join(
-        f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
-        for key, value in (
-            ("interval", cfg.interval),
-            ("timeout", cfg.timeout),
-            ("slow", cfg.slow_threshold),
-            ("fast_interval", cfg.confirm_interval),
-            ("adaptive_timeout", cfg.adaptive_timeout),
-            ("fall", cfg.fall),
-            ("rise", cfg.rise),
-            ("method", cfg.method),
-            ("slow_start", cfg.slow_start),
-            ("initial_admit", cfg.initial_admit),
-        )
-    )
-
-
-def settings_differences(mine: str, theirs: str) -> list[str]:
-    """`interval 0.2 here, 0.5 there` for each key whose value differs."""
-    a = dict(kv.partition("=")[::2] for kv in mine.split(","))
-    b = dict(kv.partition("=")[::2] for kv in theirs.split(","))
-    return [
-        f"{k} {a.get(k, '?')} here, {b.get(k, '?')} there"
-        for k in sorted(set(a) | set(b))
-        if a.get(k) != b.get(k)
-    ]
+    return settings.cluster.vote_ttl or max(3 * cfg.interval, 2.0)
 
 
 @dataclass
@@ -108,20 +80,12 @@ class Runtime:
     rtts: deque[float] = field(default_factory=lambda: deque(maxlen=core.RTT_SAMPLES))
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
     last_verdict: Verdict | None = None  # metrics are only touched when this changes
-    published: Verdict | None = None  # fleet mode: the fleet verdict of the last vote (unix)
-    force_ops: deque[ForceOp] = field(default_factory=deque)  # fleet mode: not yet sent
+    published: Verdict | None = None  # the fleet verdict of the last vote (unix seconds)
+    force_ops: deque[ForceOp] = field(default_factory=deque)  # taken here, not yet sent
+    fleet_due: float | None = None  # monotonic: the fleet's ramp end or force expiry
+    twin_sightings: int = 0  # votes that found another live instance under our observer id
     recent_probes: deque[ProbeResult] = field(default_factory=lambda: deque(maxlen=RECENT_PROBES))
-
-
-@dataclass
-class TaskHealth:
-    """Crash record of one supervised background task."""
-
-    restarts: int = 0
-    in_a_row: int = 0
-    last_error: str = ""
-    last_crash: float | None = None  # monotonic
-    recent_probes: deque[ProbeResult] = field(default_factory=lambda: deque(maxlen=RECENT_PROBES))
+    fingerprint: str = ""  # probe_settings(cfg), sent with every vote
 
 
 @dataclass(frozen=True)
@@ -139,11 +103,13 @@ class BreakerSnapshot:
 
 @dataclass
 class PoolRuntime:
-    """A pool's derived verdict, recomputed whenever a member's verdict is published."""
+    """A pool's verdict: as the pool script published it, and as derived here from the
+    members' shown verdicts (what the API serves while Redis is away)."""
 
     cfg: PoolConfig
-    verdict: Verdict
-    epoch_base: int = 0  # raised when Redis holds a newer pool epoch (see _on_stale)
+    verdict: Verdict  # derived here
+    published: Verdict | None = None  # from the pool script (unix seconds)
+    last_shown: Verdict | None = None  # metrics are only touched when this changes
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
 
 
@@ -188,32 +154,31 @@ class Service:
                 policy=cfg.policy(),
                 probe=probe_factory(cfg),
                 breaker=core.new_breaker(cfg.name, now),
+                fingerprint=probe_settings(cfg),
             )
             for cfg in settings.breakers
         }
         self.pools: dict[str, PoolRuntime] = {
-            pool.name: PoolRuntime(pool, self._pool_verdict(pool, None, 0, self.wall()))
+            pool.name: PoolRuntime(pool, self._pool_verdict(pool, None, self.wall()))
             for pool in settings.pools
         }
         self._pools_of: dict[str, list[PoolRuntime]] = {}
         for prt in self.pools.values():
             for member in prt.cfg.members:
                 self._pools_of.setdefault(member, []).append(prt)
-        ttls = {cfg.name: state_ttl(settings, cfg) for cfg in settings.breakers}
-        for pool in settings.pools:
-            ttls[pool.name] = min(ttls[m] for m in pool.members)
+        self.instance = secrets.token_hex(4)  # tells sidecars sharing one observer id apart
         self.publisher = Publisher(
             self.store,
-            ttls,
             self.metrics,
-            wall,
-            on_stale=self._on_stale,
+            self.runtimes,
+            voter=self._vote,
+            on_voted=self._on_voted,
+            pools=self._pool_items,
+            on_pooled=self._on_pooled,
             on_connect=self._on_connect,
-            pending_max=settings.redis.pending_events_max,
-            voter=self._vote if settings.cluster else None,
-            on_voted=self._on_voted if settings.cluster else None,
         )
         self._settings_warned: set[tuple[str, str]] = set()
+        self._twin_warned = False
         # Label lookups cost more than the increments; 1,000 targets probe 1,000 times a second.
         self._probe_metrics = {
             name: (self.metrics.probes.labels(name), self.metrics.probe_duration.labels(name))
@@ -224,8 +189,7 @@ class Service:
             # every outcome from 0, so the first refusal is already an increase
             self.metrics.guard_runs.update(cfg.name, dict.fromkeys(GUARD_OUTCOMES, 0))
         self.metrics.info.labels(observer_id(settings)).set(1)
-        self._tasks: list[asyncio.Task[None]] = []
-        self.tasks: dict[str, TaskHealth] = {}
+        self.supervisor = Supervisor(self.metrics, clock)
         self._restored = False
         self._bad_data: set[tuple[str, str]] = set()  # (breaker, what) already logged
 
@@ -233,32 +197,59 @@ class Service:
 
     def _member_verdicts(self, pool: PoolConfig) -> tuple[Verdict, ...]:
         """As consumers see them: times in unix seconds, like the pool's own."""
-        return tuple(self._verdict(self.runtimes[m]) for m in pool.members)
+        return tuple(self._shown(self.runtimes[m]) for m in pool.members)
 
-    def _pool_verdict(
-        self, pool: PoolConfig, previous: Verdict | None, epoch_base: int, now: float
-    ) -> Verdict:
+    def _pool_verdict(self, pool: PoolConfig, previous: Verdict | None, now: float) -> Verdict:
         members = self._member_verdicts(pool)
-        return core.pool_verdict(pool.name, members, pool.healthy_needed, now, previous, epoch_base)
+        return core.pool_verdict(pool.name, members, pool.healthy_needed, now, previous)
 
-    def _publish_pools(self, member: str) -> None:
-        """Re-derive every pool holding `member`; publish like a breaker (the hash is refreshed)."""
+    def _derive_pools(self, member: str) -> None:
+        """Re-derive here every pool holding `member`: the pool's verdict while Redis is away."""
         now = self.wall()  # a pool's verdict is derived from published ones: unix seconds
         for prt in self._pools_of.get(member, ()):
-            previous = prt.verdict
-            prt.verdict = self._pool_verdict(prt.cfg, previous, prt.epoch_base, now)
-            events = core.pool_events(previous, prt.verdict)
-            for event in events:
-                self._log_event_data(prt.recent, event)
-            if prt.verdict != previous:
-                v = prt.verdict
-                self._show_state(v)
-            self.publisher.submit(prt.verdict, events)
+            prt.verdict = self._pool_verdict(prt.cfg, prt.verdict, now)
+            self._show_pool(prt)
+
+    def _pool_items(self, names: Sequence[str]) -> list[PoolItem]:
+        """The pools holding any of these breakers, for the script to re-derive in Redis."""
+        pools = {prt.cfg.name: prt for n in names for prt in self._pools_of.get(n, ())}
+        return [
+            PoolItem(
+                name,
+                prt.cfg.members,
+                prt.cfg.healthy_needed,
+                min(state_ttl(self.settings, self.runtimes[m].cfg) for m in prt.cfg.members),
+            )
+            for name, prt in sorted(pools.items())
+        ]
+
+    def _on_pooled(self, outcome: PoolOutcome) -> None:
+        """The pool script's verdict; each sidecar logs the change it sees (the stream has
+        it once, from whichever run made it)."""
+        prt = self.pools[outcome.name]
+        assert outcome.verdict is not None
+        previous, prt.published = prt.published, outcome.verdict
+        for event in core.pool_events(previous, prt.published):
+            self._log_event_data(prt.recent, event)
+        self._show_pool(prt)
+
+    def _shown_pool(self, prt: PoolRuntime) -> Verdict:
+        """The published pool verdict while Redis is up; else the one derived here."""
+        if prt.published is not None and self.publisher.up:
+            return prt.published
+        epoch = prt.published.epoch if prt.published is not None else prt.verdict.epoch
+        return replace(prt.verdict, epoch=epoch)
+
+    def _show_pool(self, prt: PoolRuntime) -> None:
+        v = self._shown_pool(prt)
+        if v != prt.last_shown:
+            self._show_state(v)
+            prt.last_shown = v
 
     def pool_status(self, name: str) -> PoolSnapshot:
         prt = self.pools[name]
         return PoolSnapshot(
-            verdict=prt.verdict,
+            verdict=self._shown_pool(prt),
             cfg=prt.cfg,
             members=self._member_verdicts(prt.cfg),
             detection_bound=max(self.runtimes[m].cfg.detection_bound for m in prt.cfg.members),
@@ -267,7 +258,7 @@ class Service:
     def verdict_of(self, name: str) -> Verdict:
         """A breaker's or a pool's current verdict."""
         if name in self.pools:
-            return self.pools[name].verdict
+            return self._shown_pool(self.pools[name])
         return self.status(name).verdict
 
     def pool_of(self, member: str) -> str | None:
@@ -281,7 +272,7 @@ class Service:
         # Nothing is written before the publisher has read what a previous sidecar left
         # (on_connect): a restart must not publish `closed` over a stored `open`.
         for rt in self.runtimes.values():
-            self._publish(rt, ())
+            self._publish(rt)
         self._spawn("publisher", self.publisher.run)
         self._spawn("tick", self._tick_loop)
         self._spawn("guard-runs", self._guard_runs_loop)
@@ -292,63 +283,28 @@ class Service:
         log.info("service.started", extra={"breakers": sorted(self.runtimes)})
 
     def _spawn(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
-        self.tasks[name] = TaskHealth()
-        self._tasks.append(asyncio.create_task(self._supervise(name, body), name=name))
+        self.supervisor.spawn(name, body)
 
-    async def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
-        """Run a loop forever: an exception is logged once per type, counted, and the loop
-        restarts with backoff, so no background task can die silently."""
-        health = self.tasks[name]
-        counter = self.metrics.task_restarts.labels(name)
-        logged: set[str] = set()
-        backoff = TASK_BACKOFF_START
-        while True:
-            started = self.clock()
-            try:
-                await body()
-                return
-            except Exception as exc:
-                error = type(exc).__name__
-                now = self.clock()
-                if now - started >= TASK_HEALTHY_AFTER:
-                    backoff, health.in_a_row = TASK_BACKOFF_START, 0
-                health.restarts += 1
-                health.in_a_row += 1
-                health.last_error, health.last_crash = error, now
-                counter.inc()
-                if error not in logged:
-                    logged.add(error)
-                    log.error(
-                        "service.task_crashed",
-                        extra={"task": name, "error": error, "detail": str(exc)[:200]},
-                    )
-                await asyncio.sleep(backoff)
-                backoff = min(TASK_BACKOFF_MAX, backoff * 2)
+    @property
+    def tasks(self) -> dict[str, TaskHealth]:
+        """Each background task's crash record."""
+        return self.supervisor.health
 
     def failing_tasks(self) -> list[str]:
         """Tasks that crashed again and again lately: /readyz shows them."""
-        now = self.clock()
-        return sorted(
-            name
-            for name, h in self.tasks.items()
-            if h.in_a_row >= 2
-            and h.last_crash is not None
-            and now - h.last_crash < 2 * TASK_BACKOFF_MAX + 1
-        )
+        return self.supervisor.failing()
 
     async def stop(self) -> None:
         """Stop probing, give Redis one short chance to take the last verdicts, close.
 
         Every step is bounded: a shutdown that hangs is worse than one that drops a write.
         """
-        probers = [t for t in self._tasks if t.get_name() != "publisher"]
-        await _cancel(probers)
+        await self.supervisor.cancel(keep=frozenset({"publisher"}))
         if self.publisher.up:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(STOP_STEP_TIMEOUT):
                     await self.publisher.wait_flushed()
-        await _cancel(self._tasks)
-        self._tasks.clear()
+        await self.supervisor.cancel()
         for rt in self.runtimes.values():
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(STOP_STEP_TIMEOUT):
@@ -421,16 +377,14 @@ class Service:
         """The breaker as shown right after the force: what the API answers with."""
         rt = self.runtimes[name]
         self._apply(rt, core.force(rt.breaker, rt.policy, state, ttl, actor, reason, self.clock()))
-        if self.settings.cluster is not None:
-            self._send(rt, ForceOp("set", state, ttl, actor, reason.strip()))
+        self._send(rt, ForceOp("set", state, ttl, actor, reason.strip()))
         return self.status(name)
 
     def release(self, name: str, actor: str) -> BreakerSnapshot:
         """The breaker as shown right after the release: what the API answers with."""
         rt = self.runtimes[name]
         self._apply(rt, core.release(rt.breaker, rt.policy, actor, self.clock()))
-        if self.settings.cluster is not None:
-            self._send(rt, ForceOp("release", None, 0.0, actor, ""))
+        self._send(rt, ForceOp("release", None, 0.0, actor, ""))
         return self.status(name)
 
     # ------------------------------------------------------------ fleet
@@ -440,7 +394,7 @@ class Service:
         self.publisher.mark_dirty(rt.cfg.name)
 
     def _shown(self, rt: Runtime) -> Verdict:
-        """Fleet mode: the fleet's verdict once Redis has it; else (or meanwhile) our own."""
+        """The fleet's verdict once Redis has it; else (or meanwhile) this observer's own."""
         if rt.published is not None and self.publisher.up and not rt.force_ops:
             return rt.published
         return self._verdict(rt)
@@ -448,17 +402,17 @@ class Service:
     def _vote(self, name: str) -> VoteItem:
         rt = self.runtimes[name]
         cluster = self.settings.cluster
-        assert cluster is not None
         return VoteItem(
             name=name,
             observer=cluster.observer,
             vote=rt.breaker.computed,
             reason=rt.breaker.reason,
-            settings=probe_settings(rt.cfg),
+            settings=rt.fingerprint,
             policy=rt.policy,
             quorum=str(cluster.quorum),
             vote_ttl=vote_ttl(self.settings, rt.cfg),
             ttl=state_ttl(self.settings, rt.cfg),
+            instance=self.instance,
             force_op=rt.force_ops[0] if rt.force_ops else None,
         )
 
@@ -468,12 +422,12 @@ class Service:
             rt.force_ops.popleft()
             if rt.force_ops:
                 self.publisher.mark_dirty(item.name)
-        v = outcome.verdict
-        assert v is not None
-        rt.published = v
-        if v != rt.last_verdict:
-            self._show_state(v)
-            rt.last_verdict = v
+        assert outcome.verdict is not None
+        rt.published = outcome.verdict
+        rt.fleet_due = None if outcome.due is None else self.clock() + outcome.due + FLEET_DUE_SLACK
+        self._show(rt)
+        if outcome.twin:
+            self._twin_seen(rt)
         if outcome.other:
             observer, _, theirs = outcome.other.partition("|")
             if (item.name, observer) not in self._settings_warned:
@@ -487,6 +441,24 @@ class Service:
                         "hint": "give every sidecar the same settings for this breaker",
                     },
                 )
+
+    def _twin_seen(self, rt: Runtime) -> None:
+        """Two live sidecars vote under one observer id (two on one host, both defaulting
+        to the host name): their votes overwrite each other. Say so once, loudly."""
+        rt.twin_sightings += 1
+        if rt.twin_sightings < TWIN_SIGHTINGS or self._twin_warned:
+            return
+        self._twin_warned = True
+        log.warning(
+            "fleet.observer_id_shared",
+            extra={
+                "breaker": rt.cfg.name,
+                "observer": self.settings.cluster.observer,
+                "hint": "another running sidecar votes as this observer (several sidecars on "
+                "one host share its name): give each its own [cluster] observer, or set "
+                "BREAKER_CLUSTER__OBSERVER",
+            },
+        )
 
     # ------------------------------------------------------------ loops
 
@@ -547,6 +519,9 @@ class Service:
             await asyncio.sleep(TICK_INTERVAL)
             now = self.clock()
             for rt in self.runtimes.values():
+                if rt.fleet_due is not None and now >= rt.fleet_due:
+                    rt.fleet_due = None  # the fleet's ramp ends or its force runs out: vote now
+                    self.publisher.mark_dirty(rt.cfg.name)
                 deadline = core.next_change(rt.breaker, rt.policy)
                 if deadline is None or now < deadline:
                     continue
@@ -641,16 +616,22 @@ class Service:
         for event in events:
             self._log_event(rt, event)
         if events or always_publish:
-            self._publish(rt, events)
+            self._publish(rt)
 
-    def _publish(self, rt: Runtime, events: tuple[Event, ...]) -> None:
-        v = self._verdict(rt)
-        if v != rt.last_verdict and self.settings.cluster is None:
-            self._show_state(v)
-            rt.last_verdict = v
-        self.publisher.submit(v, events)
+    def _publish(self, rt: Runtime) -> None:
+        """Vote (the fleet script publishes and audits); meanwhile show our own view."""
+        self.publisher.mark_dirty(rt.cfg.name)
+        self._show(rt)
+
+    def _show(self, rt: Runtime) -> None:
+        """Gauges and pools follow the verdict shown: the fleet's, or ours while Redis is away."""
+        v = self._shown(rt)
+        if v == rt.last_verdict:
+            return
+        self._show_state(v)
+        rt.last_verdict = v
         if rt.cfg.name in self._pools_of:
-            self._publish_pools(rt.cfg.name)
+            self._derive_pools(rt.cfg.name)
 
     def _show_state(self, v: Verdict) -> None:
         """The state gauges, from a verdict in unix seconds (alerts compare with time())."""
@@ -673,16 +654,6 @@ class Service:
         self.metrics.transitions.labels(event.name, event.kind, event.state.value).inc()
         extra = {k: v for k, v in data.items() if k not in ("event", "name", "contract")}
         log.info(f"breaker.{event.kind}", extra={"breaker": event.name, **extra})
-
-    def _on_stale(self, name: str, stored_epoch: int) -> None:
-        if name in self.pools:  # a derived epoch: lift it above the stored one
-            prt = self.pools[name]
-            prt.epoch_base += stored_epoch - prt.verdict.epoch + 1
-            prt.verdict = self._pool_verdict(prt.cfg, prt.verdict, prt.epoch_base, self.wall())
-            self.publisher.submit(prt.verdict)
-            return
-        rt = self.runtimes[name]
-        self._apply(rt, core.resync(rt.breaker, rt.policy, stored_epoch, self.clock()))
 
     def _bad_data_once(self, name: str, what: str, detail: str) -> None:
         if (name, what) not in self._bad_data:
@@ -712,18 +683,5 @@ class Service:
 
 
 def observer_id(settings: Settings) -> str:
-    """The `[cluster] observer` id where that section exists, else this host's name."""
-    return settings.cluster.observer if settings.cluster else socket.gethostname()
-
-
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    if not tasks:
-        return
-    _, stuck = await asyncio.wait(tasks, timeout=STOP_STEP_TIMEOUT)
-    for task in stuck:
-        log.error(
-            "service.task_stuck",
-            extra={"task": task.get_name(), "stack": repr(task.get_stack(limit=5))},
-        )
+    """The `[cluster] observer` id: this host's name unless configured."""
+    return settings.cluster.observer

@@ -17,9 +17,11 @@ from breaker.store._contract import (
     stored_from_fields,
     votes_key,
 )
+from breaker.store._fingerprint import probe_settings, settings_differences
 from breaker.store._fleet import ForceOp, VoteItem, VoteOutcome
+from breaker.store._pool import PoolItem, PoolOutcome
 from breaker.store._publisher import Publisher
-from breaker.store._redis import RedisStore, WriteItem, WriteOutcome
+from breaker.store._redis import RedisStore
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -27,13 +29,13 @@ __all__ = [
     "EVENTS_CHANNEL",
     "GUARD_OUTCOMES",
     "ForceOp",
+    "PoolItem",
+    "PoolOutcome",
     "Publisher",
     "RedisClient",
     "RedisStore",
     "VoteItem",
     "VoteOutcome",
-    "WriteItem",
-    "WriteOutcome",
     "connect",
     "event_dict",
     "events_channel",
@@ -42,6 +44,8 @@ __all__ = [
     "log_key",
     "meta_key",
     "passive_key",
+    "probe_settings",
+    "settings_differences",
     "state_key",
     "stored_from_fields",
     "votes_key",

@@ -7,8 +7,6 @@ both agreeing, and tests/store checks that they do.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 from dataclasses import replace
 from typing import Any
@@ -38,32 +36,8 @@ def meta_key(prefix: str, name: str) -> str:
 
 
 def votes_key(prefix: str, name: str) -> str:
-    """`breaker:{presence}:votes`: one field per observer, `state|expires_ms|settings`."""
+    """`breaker:{presence}:votes`: one field per observer, `state|expires_ms|instance|settings`."""
     return f"{state_key(prefix, name)}:votes"
-
-
-# The fields the sidecar decides; `updated` only says when. A refresh compares a digest
-# of these inside the script, so a foreign edit is noticed and repaired at the next write.
-OWNED_FIELDS = (
-    "state",
-    "admit",
-    "epoch",
-    "since",
-    "reason",
-    "retry_after",
-    "forced",
-    "forced_by",
-    "forced_reason",
-    "forced_until",
-    "computed",
-    "contract",
-)
-
-
-def digest(fields: dict[str, str]) -> str:
-    """sha1 of the owned fields, as the write script computes it with redis.sha1hex."""
-    joined = "\n".join(fields.get(k, "") for k in OWNED_FIELDS)
-    return hashlib.sha1(joined.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 # Fields of the guard_runs_key hash: what one `breaker guard` run ended as.
@@ -92,7 +66,11 @@ EVENTS_CHANNEL = events_channel(DEFAULT_PREFIX)
 
 
 def verdict_fields(verdict: Verdict, now: float) -> dict[str, str]:
-    """The hash fields, all present on every write so no stale field lingers."""
+    """The hash a verdict is stored as, every field on every write so none lingers.
+
+    The fleet script writes the same fields in Lua (tests/store checks both agree); this is
+    the form for tools that write a verdict without a sidecar, such as the test beds.
+    """
     force = verdict.force
     return {
         "state": verdict.state.value,
@@ -182,15 +160,6 @@ def event_dict(event: Event) -> dict[str, Any]:
         "until": round(event.until, 3) if event.until is not None else None,
         "contract": CONTRACT_VERSION,
     }
-
-
-def event_json(event: Event) -> str:
-    return json.dumps(event_dict(event), separators=(",", ":"))
-
-
-def stream_fields(event: Event) -> dict[str, str]:
-    """Stream entries hold strings; None becomes empty."""
-    return {k: "" if v is None else str(v) for k, v in event_dict(event).items()}
 
 
 def event_from_stream(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:

@@ -32,18 +32,35 @@ EVENT_FIELDS = (
 # ARGV: 1 observer, 2 vote, 3 vote reason, 4 vote_ttl_ms, 5 settings, 6 quorum,
 # 7 state_ttl_ms, 8 log_maxlen, 9 channel, 10 slow_start_ms, 11 initial_admit,
 # 12 retry_after_max, 13 recover_ms, 14 force op ('' | set | release), 15 force state,
-# 16 force ttl_ms, 17 actor, 18 force reason, 19 contract, 20 breaker name.
+# 16 force ttl_ms, 17 actor, 18 force reason, 19 contract, 20 breaker name,
+# 21 instance (a nonce per sidecar process).
+# A vote is `state|expires_ms|instance|settings`; a vote without the instance part
+# (`state|expires_ms|settings`, older sidecars) still counts.
 FLEET_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-@REPAIR@local vote_ttl = tonumber(ARGV[4])
-redis.call('HSET', KEYS[4], ARGV[1], ARGV[2] .. '|' .. (now + vote_ttl) .. '|' .. ARGV[5])
+@REPAIR@local function parse(v)
+  local st, exp, rest = string.match(v, '^([a-z_]+)|(%d+)|(.*)$')
+  local inst, fp = '', rest
+  if rest and string.find(rest, '|', 1, true) then
+    inst, fp = string.match(rest, '^([^|]*)|(.*)$')
+  end
+  return st, tonumber(exp), inst, fp
+end
+local vote_ttl = tonumber(ARGV[4])
+local twin = 0
+local prev = redis.call('HGET', KEYS[4], ARGV[1])
+if prev then
+  local pst, pexp, pinst = parse(prev)
+  if pexp and pexp > now and pinst ~= '' and pinst ~= ARGV[21] then twin = 1 end
+end
+redis.call('HSET', KEYS[4], ARGV[1],
+  ARGV[2] .. '|' .. (now + vote_ttl) .. '|' .. ARGV[21] .. '|' .. ARGV[5])
 redis.call('PEXPIRE', KEYS[4], vote_ttl * 10)
 local votes = redis.call('HGETALL', KEYS[4])
 local live, open, other = 0, 0, ''
 for i = 1, #votes, 2 do
-  local st, exp, fp = string.match(votes[i + 1], '^([a-z_]+)|(%d+)|(.*)$')
-  exp = tonumber(exp)
+  local st, exp, _, fp = parse(votes[i + 1])
   if (st ~= 'open' and st ~= 'closed' and st ~= 'half_open') or not exp or exp <= now then
     redis.call('HDEL', KEYS[4], votes[i])
   else
@@ -143,6 +160,11 @@ if st ~= 'closed' then
 end
 local reason = creason
 if forced ~= '' then reason = 'forced: ' .. freason end
+local due = -1
+if forced ~= '' then due = funtil - now end
+if computed == 'half_open' and (due < 0 or ramp_start + slow - now < due) then
+  due = math.max(0, ramp_start + slow - now)
+end
 local funtil_s = ''
 if forced ~= '' then funtil_s = string.format('%.3f', funtil / 1000) end
 local fields = {'state', st, 'admit', admit, 'epoch', epoch,
@@ -174,7 +196,7 @@ for _, ev in ipairs(events) do
   redis.call('PUBLISH', ARGV[9], cjson.encode(json))
 end
 return {st, admit, epoch, since, reason, ra, forced, fby, freason, funtil, computed, now,
-  live, other, #events, repaired}
+  live, other, #events, repaired, twin, due}
 """.replace("@EVENT_FIELDS@", ", ".join(f"'{f}'" for f in EVENT_FIELDS)).replace(
     "@REPAIR@", repair_types("hash", "stream", "hash", "hash")
 )
@@ -202,6 +224,7 @@ class VoteItem:
     quorum: str
     vote_ttl: float  # seconds
     ttl: float  # the verdict hash's TTL, seconds
+    instance: str  # this sidecar process: tells two sidecars sharing one observer id apart
     force_op: ForceOp | None = None
 
     def args(self, log_maxlen: int, channel: str, contract: int) -> list[str | int]:
@@ -212,7 +235,7 @@ class VoteItem:
             p.initial_admit, p.retry_after_max, _ms(p.rise * p.interval, 0),
             op.op if op else "", op.state.value if op and op.state else "",
             _ms(op.ttl) if op else 0, op.actor if op else "", op.reason if op else "",
-            contract, self.name,
+            contract, self.name, self.instance,
         ]  # fmt: skip
 
 
@@ -228,7 +251,24 @@ class VoteOutcome:
     other: str = ""  # "observer|settings" of a live observer whose settings differ
     changes: int = 0
     repaired: bool = False
+    twin: bool = False  # another live sidecar votes under this observer id
+    due: float | None = None  # seconds until the fleet verdict changes by itself (ramp, force)
     error: str | None = None
+
+
+def vote_outcome(name: str, reply: list[object]) -> VoteOutcome:
+    """The script's reply: the fleet verdict and what it found among the votes."""
+    due = int(str(reply[17]))
+    return VoteOutcome(
+        name,
+        verdict_from_reply(name, reply),
+        live=int(str(reply[12])),
+        other=str(reply[13]),
+        changes=int(str(reply[14])),
+        repaired=int(str(reply[15])) == 1,
+        twin=int(str(reply[16])) == 1,
+        due=due / 1000 if due >= 0 else None,
+    )
 
 
 def verdict_from_reply(name: str, reply: list[object]) -> Verdict:

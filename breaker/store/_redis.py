@@ -1,10 +1,10 @@
-"""Redis adapter: writes verdicts and events atomically, reads history and passive counters."""
+"""Redis adapter: sends votes (the scripts write verdicts and events), reads history and
+passive counters."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -19,80 +19,20 @@ from redis.exceptions import (
 
 from breaker._config import RedisConfig
 from breaker._errors import StoreUnavailable
-from breaker.core import Event, Verdict
 from breaker.store._connect import connect
 from breaker.store._contract import (
     CONTRACT_VERSION,
-    OWNED_FIELDS,
-    digest,
     event_from_stream,
-    event_json,
     events_channel,
     guard_runs_key,
     log_key,
     meta_key,
     passive_key,
     state_key,
-    stream_fields,
-    verdict_fields,
     votes_key,
 )
-from breaker.store._fleet import FLEET_SCRIPT, VoteItem, VoteOutcome, verdict_from_reply
-from breaker.store._lua import repair_types
-
-# One atomic step per breaker, all keys in the `{name}` slot (Cluster-safe):
-#  - a key of the wrong type (a foreign edit) is deleted, so it hurts only its own breaker;
-#  - a write older than the epoch in the hash or in the non-expiring meta hash is refused;
-#  - a refresh (verdict unchanged) compares a digest of the owned fields and answers 2
-#    (hash or meta gone) or 3 (someone edited it) so the caller sends the whole verdict;
-#  - a full write sets hash + TTL, copies the fields to meta (no TTL), appends the audit
-#    events and publishes them.
-# KEYS: hash, log, meta. ARGV: epoch, ttl_ms, log_maxlen, channel, mode, digest, then
-# for a refresh: updated; for a full write: nfields, fields..., nevents, then per event:
-# nkv, kv..., json.
-_WRITE_SCRIPT = """
-@REPAIR@local hash_epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch'))
-local stored = tonumber(redis.call('HGET', KEYS[3], 'epoch'))
-if hash_epoch and (not stored or hash_epoch > stored) then
-  stored = hash_epoch
-end
-local epoch = tonumber(ARGV[1])
-if stored and stored > epoch then
-  return {0, stored, repaired}
-end
-if ARGV[5] == 'refresh' then
-  if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[3]) == 0 then
-    return {2, -1, repaired}
-  end
-  local vals = redis.call('HMGET', KEYS[1], @OWNED@)
-  for i = 1, #vals do
-    if not vals[i] then vals[i] = '' end
-  end
-  if redis.sha1hex(table.concat(vals, '\\n')) ~= ARGV[6] then
-    return {3, -1, 1}
-  end
-  redis.call('HSET', KEYS[1], 'updated', ARGV[7])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, epoch, repaired}
-end
-local nf = tonumber(ARGV[7])
-redis.call('HSET', KEYS[1], unpack(ARGV, 8, 7 + nf))
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[3], unpack(ARGV, 8, 7 + nf))
-local i = 8 + nf
-local nevents = tonumber(ARGV[i])
-i = i + 1
-for _ = 1, nevents do
-  local nkv = tonumber(ARGV[i])
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, i + 1, i + nkv))
-  i = i + nkv + 1
-  redis.call('PUBLISH', ARGV[4], ARGV[i])
-  i = i + 1
-end
-return {1, epoch, repaired}
-""".replace("@OWNED@", ", ".join(f"'{f}'" for f in OWNED_FIELDS)).replace(
-    "@REPAIR@", repair_types("hash", "stream", "hash")
-)
+from breaker.store._fleet import FLEET_SCRIPT, VoteItem, VoteOutcome, vote_outcome
+from breaker.store._pool import POOL_SCRIPT, PoolItem, PoolOutcome, pool_outcome
 
 # What each Redis-wide failure means for an operator, logged once when it starts.
 HINTS = {
@@ -127,24 +67,6 @@ def classify(exc: BaseException) -> str:
     return "unreachable"
 
 
-@dataclass(frozen=True, slots=True)
-class WriteItem:
-    verdict: Verdict
-    events: Sequence[Event]
-    ttl: float  # seconds
-    refresh_only: bool = False  # verdict unchanged since the last write: bump `updated` and TTL
-
-
-@dataclass(frozen=True, slots=True)
-class WriteOutcome:
-    name: str
-    written: bool
-    stored_epoch: int  # the epoch now in Redis (ours when written)
-    missing: bool = False  # a refresh found no hash, or a foreign edit: write the whole verdict
-    repaired: bool = False  # a foreign edit (changed field, wrong key type) was found
-    error: str | None = None  # this breaker's write failed (its kind); the others went on
-
-
 class RedisStore:
     """Talks to one Redis; every method raises StoreUnavailable on any Redis failure."""
 
@@ -152,8 +74,8 @@ class RedisStore:
         self.cfg = cfg
         self.prefix = cfg.key_prefix
         self.client = client or connect(cfg)
-        self._write = self.client.register_script(_WRITE_SCRIPT)
         self._vote = self.client.register_script(FLEET_SCRIPT)
+        self._pool = self.client.register_script(POOL_SCRIPT)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -161,46 +83,16 @@ class RedisStore:
     async def ping(self) -> None:
         await self._call(self.client.ping())
 
-    async def write(self, items: Sequence[WriteItem], now: float) -> list[WriteOutcome]:
-        """Write several breakers in one round trip; one bad key fails only its breaker.
+    async def vote(
+        self, items: Sequence[VoteItem], pools: Sequence[PoolItem] = ()
+    ) -> tuple[list[VoteOutcome], list[PoolOutcome]]:
+        """Send this observer's votes (and force ops), then re-derive the pools, in one
+        round trip; get back each fleet verdict and each pool's.
 
-        Redis-wide refusals (read-only replica, OOM, NOPERM, auth) raise StoreUnavailable
-        with their kind.
+        One bad key fails only its breaker; Redis-wide refusals (read-only replica, OOM,
+        NOPERM, auth) raise StoreUnavailable with their kind.
         """
-        async with self.client.pipeline(transaction=False) as pipe:
-            for item in items:
-                name = item.verdict.name
-                keys = [
-                    state_key(self.prefix, name),
-                    log_key(self.prefix, name),
-                    meta_key(self.prefix, name),
-                ]
-                # a Cluster pipeline runs scripts too (store/_connect.py)
-                await self._write(keys=keys, args=self._write_args(item, now), client=pipe)  # type: ignore[arg-type]
-            replies = await self._call(pipe.execute(raise_on_error=False))
-        outcomes: list[WriteOutcome] = []
-        for item, reply in zip(items, replies, strict=True):
-            name = item.verdict.name
-            if isinstance(reply, BaseException):
-                kind = classify(reply)
-                if kind not in KEY_KINDS:
-                    raise StoreUnavailable(f"Redis refused a write: {_describe(reply)}", kind)
-                outcomes.append(WriteOutcome(name, False, -1, error=kind))
-                continue
-            code = int(reply[0])
-            outcomes.append(
-                WriteOutcome(
-                    name,
-                    code == 1,
-                    int(reply[1]),
-                    missing=code in (2, 3),
-                    repaired=int(reply[2]) == 1,
-                )
-            )
-        return outcomes
-
-    async def vote(self, items: Sequence[VoteItem]) -> list[VoteOutcome]:
-        """Send this observer's votes (and force ops); get back each fleet verdict."""
+        channel = events_channel(self.prefix)
         async with self.client.pipeline(transaction=False) as pipe:
             for item in items:
                 keys = [
@@ -209,51 +101,32 @@ class RedisStore:
                     meta_key(self.prefix, item.name),
                     votes_key(self.prefix, item.name),
                 ]
-                args = item.args(self.cfg.log_maxlen, events_channel(self.prefix), CONTRACT_VERSION)
+                args = item.args(self.cfg.log_maxlen, channel, CONTRACT_VERSION)
+                # a Cluster pipeline runs scripts too (store/_connect.py)
                 await self._vote(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
+            for pool in pools:
+                keys = [
+                    state_key(self.prefix, pool.name),
+                    log_key(self.prefix, pool.name),
+                    meta_key(self.prefix, pool.name),
+                    *(state_key(self.prefix, m) for m in pool.members),
+                ]
+                args = pool.args(self.cfg.log_maxlen, channel, CONTRACT_VERSION)
+                await self._pool(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
             replies = await self._call(pipe.execute(raise_on_error=False))
-        outcomes: list[VoteOutcome] = []
-        for item, reply in zip(items, replies, strict=True):
-            if isinstance(reply, BaseException):
-                kind = classify(reply)
-                if kind not in KEY_KINDS:
-                    raise StoreUnavailable(f"Redis refused a vote: {_describe(reply)}", kind)
-                outcomes.append(VoteOutcome(item.name, None, error=kind))
-                continue
-            outcomes.append(
-                VoteOutcome(
-                    item.name,
-                    verdict_from_reply(item.name, reply),
-                    live=int(reply[12]),
-                    other=str(reply[13]),
-                    changes=int(reply[14]),
-                    repaired=int(reply[15]) == 1,
-                )
-            )
-        return outcomes
-
-    def _write_args(self, item: WriteItem, now: float) -> list[str | int]:
-        verdict, events = item.verdict, item.events
-        fields = verdict_fields(verdict, now)
-        head: list[str | int] = [
-            verdict.epoch,
-            max(1, int(item.ttl * 1000)),
-            self.cfg.log_maxlen,
-            events_channel(self.prefix),
+        outcomes = [
+            VoteOutcome(item.name, None, error=_key_error(reply))
+            if isinstance(reply, BaseException)
+            else vote_outcome(item.name, reply)
+            for item, reply in zip(items, replies[: len(items)], strict=True)
         ]
-        if item.refresh_only and not events:
-            return [*head, "refresh", digest(fields), fields["updated"]]
-        args: list[str | int] = [*head, "full", "", len(fields) * 2]
-        for key, value in fields.items():
-            args += [key, value]
-        args.append(len(events))
-        for event in events:
-            flat = stream_fields(event)
-            args.append(len(flat) * 2)
-            for key, value in flat.items():
-                args += [key, value]
-            args.append(event_json(event))
-        return args
+        pooled = [
+            PoolOutcome(pool.name, None, error=_key_error(reply))
+            if isinstance(reply, BaseException)
+            else pool_outcome(pool.name, reply)
+            for pool, reply in zip(pools, replies[len(items) :], strict=True)
+        ]
+        return outcomes, pooled
 
     async def read_state(self, name: str) -> dict[str, str]:
         result: dict[str, str] = await self._call(self.client.hgetall(state_key(self.prefix, name)))
@@ -350,6 +223,14 @@ class RedisStore:
                 raise asyncio.CancelledError from exc
             kind = classify(exc)
             raise StoreUnavailable(f"Redis unavailable: {_describe(exc)}", kind) from exc
+
+
+def _key_error(reply: BaseException) -> str:
+    """The kind of a failure that concerns one key; raise for one that concerns Redis."""
+    kind = classify(reply)
+    if kind not in KEY_KINDS:
+        raise StoreUnavailable(f"Redis refused a write: {_describe(reply)}", kind)
+    return kind
 
 
 def _describe(exc: BaseException) -> str:

@@ -133,7 +133,7 @@ async def test_history_falls_back_to_memory_when_redis_is_down(
 ) -> None:
     service.force("presence", State.OPEN, 60, "alice", "drill")
     async with client_for(service) as client:
-        await eventually(lambda: not service.publisher.pending_events, what="events in Redis")
+        await eventually(lambda: not service.publisher.unsent, what="events in Redis")
         from_redis = (await client.get("/v1/breakers/presence/history")).json()
         redis_server.stop()
         from_memory = (await client.get("/v1/breakers/presence/history")).json()

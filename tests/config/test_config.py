@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -200,12 +201,45 @@ def test_pool_min_healthy_defaults_to_all_but_one(tmp_path: Path) -> None:
     assert pool is not None and pool.healthy_needed == 2
 
 
-def test_pools_with_cluster_are_refused_in_one_line(tmp_path: Path) -> None:
+def test_pools_vote_like_breakers_with_or_without_a_cluster_section(tmp_path: Path) -> None:
     path = tmp_path / "pool.toml"
-    path.write_text(
-        '[cluster]\nobserver = "a"\n'
+    body = (
         '[[breakers]]\nname = "a"\ntarget = "sip:127.0.0.1:5071"\n'
         '[[pools]]\nname = "presence"\nmembers = ["a"]\n'
     )
-    with pytest.raises(ConfigError, match=r"\[\[pools\]\] and \[cluster\] cannot be combined"):
+    path.write_text(body)
+    alone = load_settings(path)
+    assert alone.cluster.observer == socket.gethostname() and alone.cluster.quorum == "majority"
+    path.write_text('[cluster]\nobserver = "a"\n' + body)
+    assert load_settings(path).cluster.observer == "a"
+
+
+def test_pools_on_redis_cluster_are_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "pool.toml"
+    path.write_text(
+        '[redis]\nurl = "redis+cluster://127.0.0.1:7000"\n'
+        '[[breakers]]\nname = "a"\ntarget = "sip:127.0.0.1:5071"\n'
+        '[[pools]]\nname = "presence"\nmembers = ["a"]\n'
+    )
+    with pytest.raises(ConfigError, match=r"\[\[pools\]\] need a standalone Redis or Sentinel"):
         load_settings(path)
+
+
+def test_the_observer_id_can_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "b.toml"
+    path.write_text('[[breakers]]\nname = "a"\ntarget = "sip:127.0.0.1:5071"\n')
+    monkeypatch.setenv("BREAKER_CLUSTER__OBSERVER", "registrar-2")
+    assert load_settings(path).cluster.observer == "registrar-2"
+
+
+def test_an_older_config_with_pending_events_max_still_loads(tmp_path: Path) -> None:
+    """Nothing is queued any more (every sidecar votes), but an upgrade must not refuse
+    a config that still sets the key."""
+    path = tmp_path / "b.toml"
+    path.write_text(
+        "[redis]\npending_events_max = 500\n"
+        '[[breakers]]\nname = "a"\ntarget = "sip:127.0.0.1:5071"\n'
+    )
+    assert load_settings(path).redis.pending_events_max == 500

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.fleet import start_standin
 from tests.support.procs import Proc, free_port_both, wait_until
 
 
@@ -32,3 +33,14 @@ def standin(tmp_path: Path) -> Iterator[tuple[Proc, int]]:
         yield proc, port
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def standins(tmp_path: Path) -> Iterator[list[tuple[Proc, int]]]:
+    """Two SIP stand-ins (SIGSTOP-able), e.g. one that freezes and one that stays healthy."""
+    started = [start_standin(tmp_path / f"standin-{i}") for i in range(2)]
+    try:
+        yield started
+    finally:
+        for proc, _ in started:
+            proc.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fleet import observer, start_standin
+from tests.support.fleet import observer, states_while_partitioned
 from tests.support.procs import Proc, RedisServer, wait_until
 from tests.support.sidecar import Sidecar
 
@@ -19,16 +19,6 @@ BOUND = FALL * INTERVAL + TIMEOUT
 SLACK = 0.6  # a loaded 2-core CI box delays timers
 PARTITION_WINDOW = 5.0  # bench/fleet.py holds the partition for 30 s
 KEY = "breaker:{presence}"
-
-
-@pytest.fixture
-def standins(tmp_path: Path) -> Iterator[list[tuple[Proc, int]]]:
-    started = [start_standin(tmp_path / f"standin-{i}") for i in range(2)]
-    try:
-        yield started
-    finally:
-        for proc, _ in started:
-            proc.stop()
 
 
 class Fleet:
@@ -80,20 +70,9 @@ def test_one_partitioned_observer_leaves_the_verdict_closed(
     ports = {"a": frozen_port, "b": healthy_port, "c": healthy_port}
     start(fleet, tmp_path, redis_server, ports)
     wait_until(lambda: redis_server.cli("HLEN", f"{KEY}:votes") == "3", 10, what="three votes")
-    frozen.signal(signal.SIGSTOP)  # only observer a sees the server freeze
-    wait_until(
-        lambda: redis_server.cli("HGET", f"{KEY}:votes", "a").startswith("open|"),
-        5,
-        what="observer a to vote open",
-    )
-    states = set()
-    deadline = time.monotonic() + PARTITION_WINDOW
-    while time.monotonic() < deadline:
-        states.add(field(redis_server, "state"))
-        time.sleep(0.05)
+    states = states_while_partitioned(redis_server, frozen, "a", PARTITION_WINDOW)
     assert states == {"closed"}, f"expected closed throughout, saw {states}"
     assert transitions(redis_server) == 0, "expected 0 transitions in the audit stream"
-    frozen.signal(signal.SIGCONT)
 
 
 def test_all_three_see_the_freeze_and_open_within_the_bound(

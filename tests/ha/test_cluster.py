@@ -18,9 +18,9 @@ import pytest
 
 from breaker._config import RedisConfig
 from breaker.client import EventFeed, redis_client
-from breaker.core import Policy, State, Verdict
+from breaker.core import Policy, State
 from breaker.guard import ExitCode
-from breaker.store import RedisStore, VoteItem, WriteItem, state_key
+from breaker.store import RedisStore, VoteItem, state_key
 from tests.kamailio.harness import PROXY_CFG, Kamailio, Responder, proxy_defines
 from tests.kamailio.sip import SipClient
 from tests.support.procs import free_port_both, wait_until
@@ -149,35 +149,7 @@ def test_cluster_guard_lock_is_single_instance_and_events_stop_the_job(
     assert node.exists(lock) == 0, "the stopped guard releases its lock"
 
 
-async def test_cluster_store_writes_breakers_on_every_node_and_reloads_flushed_scripts(
-    cluster: ClusterSet,
-) -> None:
-    names = [f"b{i}" for i in range(12)]
-    owners = {cluster.port_for(state_key("breaker:", n)) for n in names}
-    assert len(owners) == 3, f"expected the breakers spread over 3 nodes, got {owners}"
-    store = RedisStore(RedisConfig(url=cluster.url))
-    now = time.time()
-    items = [
-        WriteItem(Verdict(n, State.OPEN, 0, 1, now, "drill", 5, State.OPEN, None), [], 5.0)
-        for n in names
-    ]
-    try:
-        outcomes = await store.write(items, now)
-        assert all(o.written for o in outcomes), outcomes
-        for port in cluster.ports:  # a node restart or SCRIPT FLUSH forgets the scripts
-            cluster.node(port).script_flush()
-        failed = await store.write(items, now)  # one failed write: the caller retries
-        assert not any(o.written for o in failed), f"expected NOSCRIPT failures: {failed}"
-        assert {o.error for o in failed} == {"script"}, failed
-        outcomes = await store.write(items, now)
-        assert all(o.written for o in outcomes), f"expected the scripts reloaded: {outcomes}"
-        states = [(await store.read_state(n)).get("state") for n in names]
-        assert states == ["open"] * len(names), states
-    finally:
-        await store.aclose()
-
-
-async def test_cluster_runs_the_fleet_vote_script_for_breakers_on_every_node(
+async def test_cluster_runs_the_vote_script_on_every_node_and_reloads_flushed_scripts(
     cluster: ClusterSet,
 ) -> None:
     names = [f"f{i}" for i in range(12)]
@@ -190,12 +162,18 @@ async def test_cluster_runs_the_fleet_vote_script_for_breakers_on_every_node(
         return VoteItem(
             name=name, observer=observer, vote=state, reason="timeout",
             settings="interval=0.1", policy=policy, quorum="majority", vote_ttl=5.0, ttl=5.0,
+            instance=f"i-{observer}",
         )  # fmt: skip
 
     try:
-        for observer in ("a", "b"):
-            outcomes = await store.vote([vote(n, observer, State.OPEN) for n in names])
-            assert all(o.error is None for o in outcomes), outcomes
+        outcomes, _ = await store.vote([vote(n, "a", State.OPEN) for n in names])
+        assert all(o.error is None for o in outcomes), outcomes
+        for port in cluster.ports:  # a node restart or SCRIPT FLUSH forgets the scripts
+            cluster.node(port).script_flush()
+        failed, _ = await store.vote([vote(n, "b", State.OPEN) for n in names])
+        assert {o.error for o in failed} == {"script"}, f"expected NOSCRIPT failures: {failed}"
+        outcomes, _ = await store.vote([vote(n, "b", State.OPEN) for n in names])
+        assert all(o.error is None for o in outcomes), f"expected the scripts reloaded: {outcomes}"
         states = {o.verdict.state for o in outcomes if o.verdict is not None}
         assert states == {State.OPEN}, f"two open votes of two must open every breaker: {outcomes}"
         assert [(await store.read_state(n)).get("state") for n in names] == ["open"] * len(names)

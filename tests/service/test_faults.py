@@ -164,7 +164,8 @@ async def test_a_wrong_type_key_of_one_breaker_does_not_stop_the_others(
         await eventually(
             lambda: field(redis_server, "state", "breaker:{other}") == "closed", what="repair"
         )
-        assert svc.redis_up
+        # the script wrote both; the publisher marks Redis up once it has read the replies
+        await eventually(lambda: svc.redis_up, what="redis_up despite the broken key")
     finally:
         await svc.stop()
 

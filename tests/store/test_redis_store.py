@@ -5,60 +5,59 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from dataclasses import replace
+import time
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from breaker import core
 from breaker._config import RedisConfig
 from breaker._errors import StoreUnavailable
-from breaker.core import Policy, State
-from breaker.store import RedisStore, WriteItem, state_key, stored_from_fields
+from breaker import core
+from breaker.core import State
+from breaker.store import ForceOp, RedisStore, state_key, stored_from_fields
 from breaker.store._contract import verdict_fields
+from tests.store.votes import cast, vote
 from tests.support.procs import Proc, RedisServer, free_port, port_open, wait_until
 from tests.support.tls import self_signed
 
-POLICY = Policy(fall=1, rise=1, interval=1.0, slow_start=10.0)
 DOC = Path(__file__).parents[2] / "docs" / "redis-contract.md"
 
 
-def opened(now: float = 1000.0) -> core.Step:
-    b = core.new_breaker("presence", now)
-    return core.observe(b, POLICY, False, "timeout", now + 1)
-
-
-async def test_write_sets_every_contract_field_with_ttl(redis_server: RedisServer) -> None:
+async def test_a_vote_sets_every_contract_field_with_ttl(redis_server: RedisServer) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
-    step = opened()
-    verdict = core.verdict(step.breaker, POLICY, 1001.0)
-    [outcome] = await store.write([WriteItem(verdict, step.events, 3.0)], 1001.0)
-    assert outcome.written, f"expected the first write to land, got {outcome}"
+    await cast(store, vote("a", State.OPEN, ttl=3.0))
     stored = await store.read_state("presence")
     assert stored["state"] == "open" and stored["admit"] == "0" and stored["epoch"] == "1"
-    assert stored["reason"] == "timeout"
+    assert stored["reason"] == "timeout" and stored["contract"] == "1", stored
     ttl_ms = int(redis_server.cli("PTTL", "breaker:{presence}"))
     assert 2000 < ttl_ms <= 3000, f"expected a TTL near 3 s, saw {ttl_ms} ms"
     await store.aclose()
 
 
-def test_contract_doc_lists_every_hash_field() -> None:
-    step = opened()
-    fields = set(verdict_fields(core.verdict(step.breaker, POLICY, 1001.0), 1001.0))
+async def test_contract_doc_lists_every_hash_field(redis_server: RedisServer) -> None:
+    store = RedisStore(RedisConfig(url=redis_server.url))
+    await cast(store, vote("a", State.CLOSED))
+    fields = set(await store.read_state("presence"))
     documented = set(re.findall(r"^\| `([a-z_]+)` \| `", DOC.read_text(), re.M))
     assert fields == documented, f"code writes {sorted(fields)}, doc lists {sorted(documented)}"
+    encoded = set(
+        verdict_fields(core.verdict(core.new_breaker("presence", 0.0), core.Policy(), 0.0), 0.0)
+    )
+    assert fields == encoded, (
+        f"the script writes {sorted(fields)}, verdict_fields {sorted(encoded)}"
+    )
+    await store.aclose()
 
 
-async def test_older_epoch_never_overwrites_newer(redis_server: RedisServer) -> None:
+async def test_an_epoch_left_in_the_hash_is_never_rolled_back(redis_server: RedisServer) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
-    step = opened()
-    newer = core.verdict(step.breaker, POLICY, 1001.0)
-    await store.write([WriteItem(newer, (), 3.0)], 1001.0)
-    older = core.verdict(core.new_breaker("presence", 1000.0), POLICY, 1000.0)
-    [outcome] = await store.write([WriteItem(older, (), 3.0)], 1002.0)
-    assert not outcome.written and outcome.stored_epoch == 1, f"stale write landed: {outcome}"
-    assert (await store.read_state("presence"))["state"] == "open"
+    await cast(store, vote("a", State.CLOSED))
+    redis_server.cli("HSET", "breaker:{presence}", "epoch", "500")
+    out = await cast(store, vote("a", State.CLOSED))
+    assert out.verdict is not None and out.verdict.epoch == 500, f"expected 500: {out}"
+    out = await cast(store, vote("a", State.OPEN))
+    assert out.verdict is not None and out.verdict.epoch == 501, f"expected 501: {out}"
     await store.aclose()
 
 
@@ -68,10 +67,7 @@ async def test_events_go_to_stream_and_channel(redis_server: RedisServer) -> Non
     pubsub = listener.pubsub()
     await pubsub.subscribe("breaker:events")
     await pubsub.get_message(timeout=1.0)  # subscription confirmation
-    step = opened()
-    await store.write(
-        [WriteItem(core.verdict(step.breaker, POLICY, 1001.0), step.events, 3.0)], 1001.0
-    )
+    await cast(store, vote("a", State.OPEN))
     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2.0)
     assert message is not None, "expected one event on breaker:events"
     event = json.loads(message["data"])
@@ -86,15 +82,15 @@ async def test_events_go_to_stream_and_channel(redis_server: RedisServer) -> Non
 
 async def test_history_is_newest_first_and_filters_by_time(redis_server: RedisServer) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
-    b = core.new_breaker("presence", 1000.0)
-    s1 = core.force(b, POLICY, State.OPEN, 60, "alice", "upgrade", 1000.0)
-    s2 = core.release(s1.breaker, POLICY, "bob", 1010.0)
-    for step, now in ((s1, 1000.0), (s2, 1010.0)):
-        v = core.verdict(step.breaker, POLICY, now)
-        await store.write([WriteItem(v, step.events, 3.0)], now)
+    force = ForceOp("set", State.OPEN, 60, "alice", "upgrade")
+    await cast(store, vote("a", State.CLOSED, force_op=force))
+    await asyncio.sleep(0.05)
+    between = time.time()
+    await asyncio.sleep(0.05)
+    await cast(store, vote("a", State.CLOSED, force_op=ForceOp("release", None, 0, "bob", "")))
     history = await store.history("presence")
     assert [(e["event"], e["actor"]) for e in history] == [("release", "bob"), ("force", "alice")]
-    assert await store.history("presence", since=1005.0) == [history[0]]
+    assert await store.history("presence", since=between) == [history[0]]
     await store.aclose()
 
 
@@ -159,33 +155,16 @@ async def test_rediss_with_ca_file_connects_over_tls(tmp_path: Path) -> None:
         server.stop()
 
 
-async def test_refresh_of_an_untouched_hash_bumps_updated_and_ttl(
-    redis_server: RedisServer,
-) -> None:
+async def test_every_vote_renews_updated_and_the_ttl(redis_server: RedisServer) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
-    step = opened()
-    verdict = core.verdict(step.breaker, POLICY, 1001.0)
-    await store.write([WriteItem(verdict, step.events, 3.0)], 1001.0)
+    await cast(store, vote("a", State.CLOSED, ttl=3.0))
+    first = float((await store.read_state("presence"))["updated"])
     redis_server.cli("PEXPIRE", "breaker:{presence}", "500")
-    [outcome] = await store.write([WriteItem(verdict, (), 3.0, refresh_only=True)], 1002.0)
-    stored = await store.read_state("presence")
-    assert outcome.written and not outcome.repaired, f"expected a plain refresh, got {outcome}"
-    assert stored["updated"] == "1002.000", f"expected updated 1002.000, saw {stored['updated']}"
+    await asyncio.sleep(0.01)
+    await cast(store, vote("a", State.CLOSED, ttl=3.0))
+    updated = float((await store.read_state("presence"))["updated"])
+    assert updated > first, f"expected updated to move past {first}, saw {updated}"
     assert int(redis_server.cli("PTTL", "breaker:{presence}")) > 2000, "TTL must be renewed"
-    await store.aclose()
-
-
-async def test_refresh_of_a_foreign_edit_asks_for_a_full_write(redis_server: RedisServer) -> None:
-    store = RedisStore(RedisConfig(url=redis_server.url))
-    verdict = core.verdict(core.new_breaker("presence", 1000.0), POLICY, 1000.0)
-    await store.write([WriteItem(verdict, (), 3.0)], 1000.0)
-    redis_server.cli("HSET", "breaker:{presence}", "state", "open")
-    [outcome] = await store.write([WriteItem(verdict, (), 3.0, refresh_only=True)], 1001.0)
-    assert outcome.missing and outcome.repaired and not outcome.written, (
-        f"expected the refresh to notice the edit and ask for a full write, got {outcome}"
-    )
-    [outcome] = await store.write([WriteItem(verdict, (), 3.0)], 1001.0)
-    assert outcome.written and (await store.read_state("presence"))["state"] == "closed"
     await store.aclose()
 
 
@@ -195,14 +174,9 @@ async def test_a_wrong_type_key_fails_only_its_own_breaker_and_is_repaired(
     store = RedisStore(RedisConfig(url=redis_server.url))
     redis_server.cli("SET", "breaker:{x}", "1")
     redis_server.cli("SET", "breaker:{y}:log", "1")
-    items = [
-        WriteItem(core.verdict(opened().breaker, POLICY, 1001.0), opened().events, 3.0),
-        WriteItem(core.verdict(core.new_breaker("x", 1000.0), POLICY, 1001.0), (), 3.0),
-        WriteItem(core.verdict(opened().breaker, POLICY, 1001.0), (), 3.0),
-    ]
-    items[2] = WriteItem(replace(items[2].verdict, name="y"), opened().events, 3.0)
-    outcomes = await store.write(items, 1001.0)
-    assert [o.written for o in outcomes] == [True, True, True], f"saw {outcomes}"
+    items = [vote("a", State.OPEN, name=n) for n in ("presence", "x", "y")]
+    outcomes, _ = await store.vote(items)
+    assert [o.error for o in outcomes] == [None, None, None], f"saw {outcomes}"
     assert [o.repaired for o in outcomes] == [False, True, True], f"saw {outcomes}"
     assert redis_server.cli("TYPE", "breaker:{x}") == "hash"
     assert redis_server.cli("TYPE", "breaker:{y}:log") == "stream"
@@ -211,20 +185,18 @@ async def test_a_wrong_type_key_fails_only_its_own_breaker_and_is_repaired(
 
 async def test_forces_and_epoch_outlive_the_verdict_hash(redis_server: RedisServer) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
-    b = core.new_breaker("presence", 1000.0)
-    step = core.force(b, POLICY, State.OPEN, 3600, "alice", "upgrade", 1000.0)
-    await store.write(
-        [WriteItem(core.verdict(step.breaker, POLICY, 1000.0), step.events, 3.0)], 1000.0
-    )
+    force = ForceOp("set", State.OPEN, 3600, "alice", "upgrade")
+    await cast(store, vote("a", State.CLOSED, force_op=force))
     redis_server.cli("DEL", "breaker:{presence}")  # as if the TTL ran out during a long outage
     assert redis_server.cli("TTL", "breaker:{presence}:meta") == "-1", "meta must not expire"
     fields = await store.read_stored("presence")
     stored = stored_from_fields(fields, 0.0)
     assert stored is not None and stored.force is not None, f"no force in {fields}"
-    assert stored.force.until == 4600.0 and stored.force.actor == "alice" and stored.epoch == 1
-    older = core.verdict(core.new_breaker("presence", 1000.0), POLICY, 1000.0)
-    [outcome] = await store.write([WriteItem(older, (), 3.0)], 1001.0)
-    assert not outcome.written and outcome.stored_epoch == 1, f"epoch 0 beat 1: {outcome}"
+    assert stored.force.until > time.time() + 3500 and stored.force.actor == "alice"
+    assert stored.epoch == 1, f"expected epoch 1, saw {stored.epoch}"
+    out = await cast(store, vote("b", State.CLOSED))
+    assert out.verdict is not None and out.verdict.force is not None, f"force lost: {out}"
+    assert out.verdict.epoch == 1, f"the epoch must survive the hash: {out.verdict.epoch}"
     await store.aclose()
 
 
@@ -232,9 +204,7 @@ async def test_meta_of_a_breaker_gone_from_every_config_is_cleaned_up(
     redis_server: RedisServer,
 ) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
-    for name in ("presence", "old", "elsewhere"):
-        v = core.verdict(core.new_breaker(name, 1000.0), POLICY, 1000.0)
-        await store.write([WriteItem(v, (), 30.0)], 1000.0)
+    await store.vote([vote("a", State.CLOSED, name=n) for n in ("presence", "old", "elsewhere")])
     redis_server.cli("DEL", "breaker:{old}")  # nobody publishes `old` any more
     forgotten = await store.forget_unconfigured({"presence"})
     assert forgotten == ["old"], f"expected only 'old' forgotten, saw {forgotten}"
@@ -254,13 +224,4 @@ async def test_garbage_passive_counters_raise_value_error_not_store_unavailable(
     redis_server.cli("SET", "breaker:{presence}:passive", "x")
     with pytest.raises(ValueError, match="not a hash"):
         await store.read_passive("presence")
-    await store.aclose()
-
-
-async def test_refresh_of_a_missing_hash_asks_for_a_full_write(redis_server: RedisServer) -> None:
-    store = RedisStore(RedisConfig(url=redis_server.url))
-    verdict = core.verdict(opened().breaker, POLICY, 1001.0)
-    [outcome] = await store.write([WriteItem(verdict, (), 3.0, refresh_only=True)], 1002.0)
-    assert outcome.missing and not outcome.written
-    assert redis_server.cli("EXISTS", "breaker:{presence}") == "0", "no half-written hash"
     await store.aclose()

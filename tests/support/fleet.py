@@ -3,11 +3,13 @@ watching several SIP stand-ins (tests/cli/harness.Standin, SIGSTOP-able)."""
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
 from testbed.sip_standin import StandinProcess
-from tests.support.procs import Proc
+from tests.support.procs import Proc, RedisServer, wait_until
 from tests.support.sidecar import Sidecar
 
 
@@ -43,3 +45,25 @@ class FleetSidecar(Sidecar):
         **breaker: Any,
     ) -> None:
         super().__init__(workdir, redis_url, targets, open_reads=open_reads, **breaker)
+
+
+def states_while_partitioned(
+    redis: RedisServer, frozen: Proc, observer: str, window: float, key: str = "breaker:{presence}"
+) -> set[str]:
+    """SIGSTOP `frozen` (the stand-in only `observer` probes), wait for that observer's
+    open vote, then collect the published states for `window` seconds; resumes it."""
+    frozen.signal(signal.SIGSTOP)
+    try:
+        wait_until(
+            lambda: redis.cli("HGET", f"{key}:votes", observer).startswith("open|"),
+            5,
+            what=f"observer {observer} to vote open",
+        )
+        states = set()
+        deadline = time.monotonic() + window
+        while time.monotonic() < deadline:
+            states.add(redis.cli("HGET", key, "state"))
+            time.sleep(0.05)
+        return states
+    finally:
+        frozen.signal(signal.SIGCONT)
