@@ -374,20 +374,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_state_ttl(self) -> Self:
-        ttl = self.redis.state_ttl
-        vote_ttl = self.cluster.vote_ttl
+        ttls = (
+            ("cluster.vote_ttl", self.cluster.vote_ttl, "votes expire between refreshes"),
+            ("redis.state_ttl", self.redis.state_ttl, "the verdict expires between writes"),
+        )
         for breaker in self.breakers:
-            if vote_ttl is not None and vote_ttl <= breaker.interval:
-                raise ValueError(
-                    f"cluster.vote_ttl ({vote_ttl:g}s) must be longer than breakers"
-                    f"[{breaker.name!r}].interval ({breaker.interval:g}s), or votes expire "
-                    "between refreshes"
-                )
-            if ttl is not None and ttl <= breaker.interval:
-                raise ValueError(
-                    f"redis.state_ttl ({ttl:g}s) must be longer than breakers[{breaker.name!r}]"
-                    f".interval ({breaker.interval:g}s), or the verdict expires between writes"
-                )
+            for key, ttl, lost in ttls:
+                if ttl is not None and ttl <= breaker.interval:
+                    raise ValueError(
+                        f"{key} ({ttl:g}s) must be longer than breakers[{breaker.name!r}]"
+                        f".interval ({breaker.interval:g}s), or {lost}"
+                    )
         return self
 
     def breaker(self, name: str) -> BreakerConfig | None:

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from breaker.core import State
+from breaker.core import State, Verdict
 
 PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -60,12 +60,6 @@ class Metrics:
             "Background tasks restarted after an unexpected exception",
             ("task",),
         )
-        self.pending_events = gauge(
-            "breaker_pending_events", "Events waiting for Redis to come back"
-        )
-        self.dropped_events = counter(
-            "breaker_dropped_events_total", "Events dropped because the pending queue was full"
-        )
         self.since = gauge(
             "breaker_state_since_timestamp_seconds",
             "When the current effective state began (Unix time)",
@@ -89,24 +83,15 @@ class Metrics:
         self.guard_runs = GuardRuns()
         r.register(self.guard_runs)
 
-    def set_state(
-        self,
-        name: str,
-        state: State,
-        admit: int,
-        forced: bool,
-        epoch: int,
-        *,
-        since: float = 0.0,
-        force_until: float = 0.0,
-    ) -> None:
+    def show(self, v: Verdict) -> None:
+        """The state gauges, from a verdict in unix seconds (alerts compare with time())."""
         for candidate in State:
-            self.state.labels(name, candidate.value).set(1 if candidate is state else 0)
-        self.admit.labels(name).set(admit)
-        self.forced.labels(name).set(1 if forced else 0)
-        self.epoch.labels(name).set(epoch)
-        self.since.labels(name).set(since)
-        self.force_expiry.labels(name).set(force_until if forced else 0.0)
+            self.state.labels(v.name, candidate.value).set(1 if candidate is v.state else 0)
+        self.admit.labels(v.name).set(v.admit)
+        self.forced.labels(v.name).set(1 if v.force else 0)
+        self.epoch.labels(v.name).set(v.epoch)
+        self.since.labels(v.name).set(v.since)
+        self.force_expiry.labels(v.name).set(v.force.until if v.force else 0.0)
 
 
 class GuardRuns(Collector):

@@ -243,7 +243,7 @@ class Service:
     def _show_pool(self, prt: PoolRuntime) -> None:
         v = self._shown_pool(prt)
         if v != prt.last_shown:
-            self._show_state(v)
+            self.metrics.show(v)
             prt.last_shown = v
 
     def pool_status(self, name: str) -> PoolSnapshot:
@@ -628,22 +628,10 @@ class Service:
         v = self._shown(rt)
         if v == rt.last_verdict:
             return
-        self._show_state(v)
+        self.metrics.show(v)
         rt.last_verdict = v
         if rt.cfg.name in self._pools_of:
             self._derive_pools(rt.cfg.name)
-
-    def _show_state(self, v: Verdict) -> None:
-        """The state gauges, from a verdict in unix seconds (alerts compare with time())."""
-        self.metrics.set_state(
-            v.name,
-            v.state,
-            v.admit,
-            v.force is not None,
-            v.epoch,
-            since=v.since,
-            force_until=v.force.until if v.force else 0.0,
-        )
 
     def _log_event(self, rt: Runtime, event: Event) -> None:
         self._log_event_data(rt.recent, event)

@@ -190,11 +190,21 @@ def panel_queries() -> list[tuple[str, str]]:
 
 
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:
+    """Runs after the tests above on the same stack: their freeze and force give the
+    failure and annotation panels their data."""
     with SipClient(stack.proxy.address) as client:  # forwarded/s needs forwarded requests
         client.send_all([client.mwi_publish(f"mbox{i}") for i in range(20)])
-    variable = stack.prometheus.query("group by (name) (breaker_state)")
-    names = {s["metric"]["name"] for s in variable}
-    assert names == {"presence", "blf"}, f"breaker variable: expected presence and blf, {names}"
+    names: set[str] = set()
+
+    def both_breakers_scraped() -> bool:
+        variable = stack.prometheus.query("group by (name) (breaker_state)")
+        names.update(s["metric"]["name"] for s in variable)
+        return names == {"presence", "blf"}
+
+    try:
+        wait_until(both_breakers_scraped, 15, interval=0.5, what="the breaker variable")
+    except AssertionError:
+        raise AssertionError(f"breaker variable: expected presence and blf, {names}") from None
     empty: list[str] = []
 
     def all_have_data() -> bool:
