@@ -85,6 +85,7 @@ class Sidecar(Started):
 
     def start(
         self,
+        *,
         ready_timeout: float = 20.0,
         wrapper: Sequence[str] = (),
         env: Mapping[str, str] | None = None,

@@ -35,7 +35,7 @@ def sidecar(workdir: Path, redis: RedisServer, port: int) -> Sidecar:
 
 def start_both(sidecars: list[Sidecar], envs: list[dict[str, str]]) -> None:
     with ThreadPoolExecutor(len(sidecars)) as pool:  # two interpreters start in parallel
-        list(pool.map(Sidecar.start, sidecars, envs))
+        list(pool.map(lambda s, env: s.start(env=env), sidecars, envs))
 
 
 def test_two_sidecars_without_a_cluster_section_vote_instead_of_fighting(
