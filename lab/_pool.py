@@ -73,8 +73,10 @@ class PoolParams:
     subscribers: int = 225
     period: float = 3.0  # 75 PUBLISH/s in all, about 25/s per member
     # a member's design limit (requests/s); the protected proxy's per-member
-    # BREAKER_PRESENCE_MAX_RATE
-    capacity: int = 60
+    # BREAKER_PRESENCE_MAX_RATE. A pool is sized so that a member can take a failed
+    # neighbour's subscribers (dispatcher moves all of them to one member): 2 x the
+    # normal ~25/s per member, plus half again
+    capacity: int = 80
     publish_deadline: float = 2.0  # a PUBLISH counts as on time when answered 200 within this
     burst_window: float = 10.0  # the recovery burst: the peak in this long after the restart
     # baseline: Kamailio's dispatcher as operators configure it

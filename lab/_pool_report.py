@@ -36,7 +36,7 @@ class PoolHeadline:
     failover_s: float | None  # lock-up → first such 200
     failover_bound_s: float  # protected: the members' detection bound + the proxy's poll
     out_of_rotation_s: float | None  # lock-up → dispatcher down (baseline) / proxy reads open
-    back_in_rotation_s: float | None  # restart → dispatcher up / proxy reads closed
+    back_in_rotation_s: float | None  # restart → dispatcher up / proxy reads half_open
     sent_during_lockup: int  # PUBLISH for the frozen member's subscribers sent in the lock-up
     on_time_during_lockup: int  # … answered 200 within publish_deadline
     queued_requests: int  # new requests that reached the frozen member while it was frozen
@@ -145,7 +145,7 @@ def headline(record: PoolRecord, rows: Sequence[PoolSecond], params: PoolParams)
         failover_s=round(min(p.done_at for p in served) - lockup[0], 2) if served else None,
         failover_bound_s=round(failover_bound(params), 2),
         out_of_rotation_s=_first(record.rotation, lockup[0], ("down", "open")),
-        back_in_rotation_s=_first(record.rotation, lockup[1], ("up", "closed")),
+        back_in_rotation_s=_first(record.rotation, lockup[1], ("up", "half_open", "closed")),
         sent_during_lockup=len(sent),
         on_time_during_lockup=sum(1 for p in sent if _ok_within(p, params.publish_deadline)),
         queued_requests=len(queued),
@@ -222,14 +222,15 @@ def summary_table(params: PoolParams, headlines: Mapping[Mode, PoolHeadline]) ->
             "",
         ),
         (
-            "restart → back in rotation (dispatcher up / proxy reads closed)",
+            "restart → back in rotation (dispatcher up / proxy reads half_open)",
             {
                 m: "- (never out)"
                 if h[m].out_of_rotation_s is None
                 else _seconds(h[m].back_in_rotation_s, "never")
                 for m in modes
             },
-            f"protected: + slow start {params.slow_start:g} s to full share",
+            f"protected ≈ rise x interval = {params.rise * params.interval:g} s, "
+            f"then slow start {params.slow_start:g} s to its full share",
         ),
         (
             f"restarted member: peak answers/s in the {params.burst_window:g} s after the restart",
