@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -10,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from lab._lab import TOOLS, _new_directory
+from lab._lab import TOOLS, _new_directory, run_modes
 from lab._params import MODES, Mode
 from lab._pool import FROZEN, MEMBERS, PoolParams, PoolRecord, run_pool_timeline
 from lab._pool_report import PoolHeadline, PoolSecond, headline, plot, series, spread, summary_table
@@ -75,35 +73,15 @@ def run_pool(
     directory = _new_directory(out.resolve())
     started = time.time()
     host = machine()
-    records: dict[Mode, PoolRecord] = {}
-    rows: dict[Mode, list[PoolSecond]] = {}
-    headlines: dict[Mode, PoolHeadline] = {}
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:>3.0f}/{task.total:.0f} s"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-        tasks: dict[Mode, TaskID] = {
-            mode: progress.add_task(f"{mode}: waiting", total=params.duration) for mode in modes
-        }
-
-        def tick(mode: Mode, t: float, phase: str) -> None:
-            progress.update(tasks[mode], completed=t, description=f"{mode}: {phase}")
-
-        for mode in modes:
-            progress.update(tasks[mode], description=f"{mode}: starting processes")
-            workdir = directory / "logs" / mode
-            try:
-                record = asyncio.run(run_pool_timeline(mode, params, workdir, tick))
-            except asyncio.CancelledError:  # SIGTERM: everything is stopped already
-                raise KeyboardInterrupt from None
-            progress.update(tasks[mode], completed=params.duration, description=f"{mode}: done")
-            records[mode] = record
-            rows[mode] = series(record, params)
-            headlines[mode] = headline(record, rows[mode], params)
+    records = run_modes(
+        modes,
+        params.duration,
+        directory,
+        console,
+        lambda mode, logs, tick: run_pool_timeline(mode, params, logs, tick),
+    )
+    rows = {mode: series(record, params) for mode, record in records.items()}
+    headlines = {mode: headline(records[mode], rows[mode], params) for mode in records}
     data = _results(params, records, rows, headlines, started, host)
     results_path = write_json(directory / "results.json", data)
     plot_path = plot(rows, params, directory / "pool.png")

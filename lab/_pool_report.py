@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from breaker.core import detection_bound
+from lab._analysis import _per_second
 from lab._params import MODES, Mode
 from lab._plot import COLORS, shade
 from lab._pool import FROZEN, MEMBERS, TM_FR_TIMER_S, PoolParams, PoolRecord, Publish
+from lab._report import markdown_table
 
 
 @dataclass(frozen=True)
@@ -48,15 +50,6 @@ class PoolHeadline:
     busiest_other_peak_rps: int  # the highest requests/s on another member during the lock-up
     local_503: int
     unanswered: int  # no final answer, or the proxy's 408
-
-
-def _per_second(times: Sequence[float], t0: float, seconds: int) -> list[int]:
-    counts = [0] * seconds
-    for t in times:
-        index = math.floor(t - t0)
-        if 0 <= index < seconds:
-            counts[index] += 1
-    return counts
 
 
 def homes(record: PoolRecord) -> dict[str, str]:
@@ -257,13 +250,7 @@ def summary_table(params: PoolParams, headlines: Mapping[Mode, PoolHeadline]) ->
             "",
         ),
     ]
-    lines = [
-        "| | " + " | ".join(modes) + " | bound / goal |",
-        "|---|" + "---|" * len(modes) + "---|",
-    ]
-    for label, values, goal in rows:
-        lines.append(f"| {label} | " + " | ".join(values[m] for m in modes) + f" | {goal} |")
-    return "\n".join(lines) + "\n"
+    return markdown_table(modes, rows)
 
 
 # ---------------------------------------------------------------- the plot
