@@ -23,6 +23,7 @@ class PoolSecond:
     t: int
     phase: str
     arrived: dict[str, int]  # datagrams (requests and retransmissions) reaching each member
+    requests: dict[str, int]  # new requests reaching each member
     answered: dict[str, int]  # responses each member sent
     frozen_subscribers_sent: int  # PUBLISH sent for the frozen member's subscribers
     frozen_subscribers_on_time: int  # … of them answered 200 within publish_deadline
@@ -43,9 +44,13 @@ class PoolHeadline:
     on_time_during_lockup: int  # … answered 200 within publish_deadline
     queued_requests: int  # new requests that reached the frozen member while it was frozen
     queued_packets: int  # … with the proxy's retransmissions
-    normal_rps: float  # the frozen member's answers/s before the lock-up
-    peak_after_restart_rps: int  # its answers/s, the peak within burst_window after the restart
+    normal_rps: float  # new requests/s reaching the frozen member before the lock-up
+    # the restarted member's load (new requests/s; in the restart second the queued ones
+    # are added, capped by what it answered: the incident scenario's `presence_load`),
+    # the peak within burst_window after the restart
+    peak_after_restart_rps: int
     burst_ratio: float | None  # peak / normal
+    peak_answered_after_restart: int  # datagrams it answered/s (retransmissions too), the peak
     capacity: int
     busiest_other_peak_rps: int  # the highest requests/s on another member during the lock-up
     local_503: int
@@ -74,6 +79,7 @@ def series(record: PoolRecord, params: PoolParams) -> list[PoolSecond]:
         n: _per_second(sorted(r["requests"] + r["retransmissions"]), t0, seconds)
         for n, r in record.relay.items()
     }
+    requests = {n: _per_second(r["requests"], t0, seconds) for n, r in record.relay.items()}
     answered = {n: _per_second(r["responses"], t0, seconds) for n, r in record.relay.items()}
     sent = _per_second([p.sent_at for p in mine], t0, seconds)
     on_time = _per_second(
@@ -85,6 +91,7 @@ def series(record: PoolRecord, params: PoolParams) -> list[PoolSecond]:
             t=i,
             phase=params.phase_at(i),
             arrived={n: counts[i] for n, counts in arrived.items()},
+            requests={n: counts[i] for n, counts in requests.items()},
             answered={n: counts[i] for n, counts in answered.items()},
             frozen_subscribers_sent=sent[i],
             frozen_subscribers_on_time=on_time[i],
@@ -118,11 +125,16 @@ def headline(record: PoolRecord, rows: Sequence[PoolSecond], params: PoolParams)
     relay = record.relay.get(FROZEN, {})
     queued = [t for t in relay.get("requests", []) if lockup[0] <= t < lockup[1]]
     queued_retrans = [t for t in relay.get("retransmissions", []) if lockup[0] <= t < lockup[1]]
-    normal = [r.answered.get(FROZEN, 0) for r in rows if 1 <= r.t < params.normal]
+    normal = [r.requests.get(FROZEN, 0) for r in rows if 1 <= r.t < params.normal]
     normal_rps = sum(normal) / len(normal) if normal else 0.0
     thaw = math.floor(record.thaw_at - record.t0 + 1e-6)
-    after = [r.answered.get(FROZEN, 0) for r in rows if thaw <= r.t < thaw + params.burst_window]
-    peak = max(after, default=0)
+    after = [r for r in rows if thaw <= r.t < thaw + params.burst_window]
+
+    def load(r: PoolSecond) -> int:
+        new = r.requests.get(FROZEN, 0)
+        return min(new + len(queued), r.answered.get(FROZEN, 0)) if r.t == thaw else new
+
+    peak = max((load(r) for r in after), default=0)
     others = [
         count
         for r in rows
@@ -146,6 +158,7 @@ def headline(record: PoolRecord, rows: Sequence[PoolSecond], params: PoolParams)
         normal_rps=round(normal_rps, 1),
         peak_after_restart_rps=peak,
         burst_ratio=round(peak / normal_rps, 1) if normal_rps else None,
+        peak_answered_after_restart=max((r.answered.get(FROZEN, 0) for r in after), default=0),
         capacity=params.capacity,
         busiest_other_peak_rps=max(others, default=0),
         local_503=sum(1 for p in record.publishes if p.status == 503),
@@ -226,7 +239,8 @@ def summary_table(params: PoolParams, headlines: Mapping[Mode, PoolHeadline]) ->
             f"then slow start {params.slow_start:g} s to its full share",
         ),
         (
-            f"restarted member: peak answers/s in the {params.burst_window:g} s after the restart",
+            f"restarted member: peak requests/s in the {params.burst_window:g} s after the restart "
+            "(new, the queued ones included)",
             {
                 m: f"{h[m].peak_after_restart_rps}"
                 + (f" ({h[m].burst_ratio:g}x normal)" if h[m].burst_ratio is not None else "")
@@ -235,7 +249,12 @@ def summary_table(params: PoolParams, headlines: Mapping[Mode, PoolHeadline]) ->
             f"≤ capacity {params.capacity}/s",
         ),
         (
-            "… its normal rate (answers/s before the lock-up)",
+            "… datagrams it answered (the proxy's retransmissions too), peak per s",
+            {m: str(h[m].peak_answered_after_restart) for m in modes},
+            "",
+        ),
+        (
+            "… its normal rate (new requests/s before the lock-up)",
             {m: f"{h[m].normal_rps:g}" for m in modes},
             "",
         ),
