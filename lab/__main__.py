@@ -11,9 +11,9 @@ from typing import Annotated
 
 import typer
 
-from lab import MODES, LabParams, Mode, run_lab
+from lab import MODES, LabParams, LabResult, Mode, run_lab
 from lab._pool import PoolParams
-from lab._pool_lab import run_pool
+from lab._pool_lab import PoolResult, run_pool
 from lab._procs import LabError
 
 SCENARIOS = ("incident", "pool")
@@ -120,17 +120,13 @@ def lab(
         if only not in MODES:
             raise typer.BadParameter("must be baseline or protected", param_hint="--only")
         modes = ("baseline",) if only == "baseline" else ("protected",)
+    result: LabResult | PoolResult
     if scenario == "pool":
         pool = PoolParams.quick() if quick else PoolParams()
         pool = pool.with_overrides(normal=normal, freeze=freeze, settle=settle)
-        pooled = run_pool(pool, out, modes=modes)
-        typer.echo("")
-        typer.echo(pooled.summary)
-        typer.echo(f"results: {pooled.results_path}")
-        typer.echo(f"plot:    {pooled.plot_path}")
-        typer.echo(f"summary: {pooled.summary_path}")
-        return
-    result = run_lab(params, out, modes=modes)
+        result = run_pool(pool, out, modes=modes)
+    else:
+        result = run_lab(params, out, modes=modes)
     typer.echo("")
     typer.echo(result.summary)
     typer.echo(f"results: {result.results_path}")
