@@ -11,8 +11,12 @@ from typing import Annotated
 
 import typer
 
-from lab import MODES, LabParams, Mode, run_lab
+from lab import MODES, LabParams, LabResult, Mode, run_lab
+from lab._pool import PoolParams
+from lab._pool_lab import PoolResult, run_pool
 from lab._procs import LabError
+
+SCENARIOS = ("incident", "pool")
 
 app = typer.Typer(add_completion=False, no_args_is_help=False)
 
@@ -83,8 +87,18 @@ def lab(
     only: Annotated[
         str | None, typer.Option("--only", help="run one timeline: baseline or protected")
     ] = None,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            "--scenario",
+            help="incident: one presence server (the postmortem); pool: three behind "
+            "dispatcher, one locks up (--normal/--freeze/--settle apply)",
+        ),
+    ] = "incident",
 ) -> None:
     """Replay the incident: presence server locks up, restarts; without, then with the breaker."""
+    if scenario not in SCENARIOS:
+        raise typer.BadParameter("must be incident or pool", param_hint="--scenario")
     base = LabParams.quick() if quick else LabParams()
     params = base.with_overrides(
         mailboxes=mailboxes,
@@ -106,7 +120,13 @@ def lab(
         if only not in MODES:
             raise typer.BadParameter("must be baseline or protected", param_hint="--only")
         modes = ("baseline",) if only == "baseline" else ("protected",)
-    result = run_lab(params, out, modes=modes)
+    result: LabResult | PoolResult
+    if scenario == "pool":
+        pool = PoolParams.quick() if quick else PoolParams()
+        pool = pool.with_overrides(normal=normal, freeze=freeze, settle=settle)
+        result = run_pool(pool, out, modes=modes)
+    else:
+        result = run_lab(params, out, modes=modes)
     typer.echo("")
     typer.echo(result.summary)
     typer.echo(f"results: {result.results_path}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -20,14 +21,15 @@ from rich.progress import (
 )
 
 from lab._analysis import headline, series
-from lab._params import MODES, LabParams, Mode, Phase
+from lab._params import MODES, LabParams, Mode
 from lab._plot import plot
 from lab._procs import LabError, require
-from lab._record import Headline, RunRecord, Second
+from lab._record import Headline
 from lab._report import machine, results, summary_table, write_json
 from lab._run import run_timeline
 
 TOOLS = ("kamailio", "kamcmd", "redis-server")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,41 @@ def _new_directory(root: Path) -> Path:
     return directory
 
 
+def run_modes(
+    modes: Sequence[Mode],
+    duration: float,
+    directory: Path,
+    console: Console,
+    timeline: Callable[[Mode, Path, Callable[[Mode, float, str], None]], Coroutine[Any, Any, R]],
+) -> dict[Mode, R]:
+    """Each mode's timeline in turn (logs in directory/logs/<mode>), one progress bar each."""
+    records: dict[Mode, R] = {}
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:>3.0f}/{task.total:.0f} s"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        tasks: dict[Mode, TaskID] = {
+            mode: progress.add_task(f"{mode}: waiting", total=duration) for mode in modes
+        }
+
+        def tick(mode: Mode, t: float, phase: str) -> None:
+            progress.update(tasks[mode], completed=t, description=f"{mode}: {phase}")
+
+        for mode in modes:
+            progress.update(tasks[mode], description=f"{mode}: starting processes")
+            try:
+                records[mode] = asyncio.run(timeline(mode, directory / "logs" / mode, tick))
+            except asyncio.CancelledError:  # SIGTERM: everything is stopped already
+                raise KeyboardInterrupt from None
+            progress.update(tasks[mode], completed=duration, description=f"{mode}: done")
+    return records
+
+
 def run_lab(
     params: LabParams,
     out: Path,
@@ -71,35 +108,15 @@ def run_lab(
     directory = _new_directory(out.resolve())  # Kamailio runs with -w: paths must be absolute
     started = time.time()
     host = machine()
-    records: dict[Mode, RunRecord] = {}
-    rows: dict[Mode, list[Second]] = {}
-    headlines: dict[Mode, Headline] = {}
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:>3.0f}/{task.total:.0f} s"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        tasks: dict[Mode, TaskID] = {
-            mode: progress.add_task(f"{mode}: waiting", total=params.duration) for mode in modes
-        }
-
-        def tick(mode: Mode, t: float, phase: Phase) -> None:
-            progress.update(tasks[mode], completed=t, description=f"{mode}: {phase}")
-
-        for mode in modes:
-            progress.update(tasks[mode], description=f"{mode}: starting processes")
-            try:
-                record = asyncio.run(run_timeline(mode, params, directory / "logs" / mode, tick))
-            except asyncio.CancelledError:  # SIGTERM: everything is stopped already
-                raise KeyboardInterrupt from None
-            progress.update(tasks[mode], completed=params.duration, description=f"{mode}: done")
-            records[mode] = record
-            rows[mode] = series(record, params)
-            headlines[mode] = headline(record, rows[mode], params)
+    records = run_modes(
+        modes,
+        params.duration,
+        directory,
+        console,
+        lambda mode, logs, tick: run_timeline(mode, params, logs, tick),
+    )
+    rows = {mode: series(record, params) for mode, record in records.items()}
+    headlines = {mode: headline(records[mode], rows[mode], params) for mode in records}
     data = results(params, records, rows, headlines, started, host)
     results_path = write_json(directory / "results.json", data)
     plot_path = plot(rows, params, directory / "lab.png")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from lab._params import LabParams, Mode
 from lab._record import Second
@@ -14,6 +14,19 @@ if TYPE_CHECKING:
 
 COLORS: Mapping[Mode, str] = {"baseline": "#c0392b", "protected": "#1f6fb2"}
 Metric = Callable[[Second], float | None]
+
+
+class Timeline(Protocol):
+    """What the shading needs: the incident's LabParams and the pool's PoolParams have it."""
+
+    @property
+    def normal(self) -> float: ...
+
+    @property
+    def freeze(self) -> float: ...
+
+    @property
+    def duration(self) -> float: ...
 
 
 def _percent(ok: int, total: int) -> float | None:
@@ -62,7 +75,7 @@ def plot(runs: Mapping[Mode, Sequence[Second]], params: LabParams, path: Path) -
     panels = [p for p in PANELS if params.sockets or not p[0].startswith("registrar TCP")]
     figure, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(11, 2.0 * len(panels) + 1.2))
     for ax, (label, metric, secondary) in zip(axes, panels, strict=True):
-        _shade(ax, params)
+        shade(ax, params)
         for mode, rows in runs.items():
             xs = [r.t + 0.5 for r in rows]
 
@@ -117,7 +130,7 @@ def plot(runs: Mapping[Mode, Sequence[Second]], params: LabParams, path: Path) -
     return path
 
 
-def _shade(ax: Axes, params: LabParams) -> None:
+def shade(ax: Axes, params: Timeline) -> None:
     lock, restart = params.normal, params.normal + params.freeze
     ax.axvspan(lock, restart, color="#e74c3c", alpha=0.10, linewidth=0)
     ax.axvspan(restart, params.duration, color="#27ae60", alpha=0.07, linewidth=0)

@@ -6,7 +6,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -299,6 +299,13 @@ def summary_table(params: LabParams, headlines: Mapping[Mode, Headline]) -> str:
     )
     if not params.sockets:
         rows = [row for row in rows if "TCP" not in row[0]]
+    return markdown_table(modes, rows)
+
+
+def markdown_table(
+    modes: Sequence[Mode], rows: Sequence[tuple[str, Mapping[str, str], str]]
+) -> str:
+    """One row per figure: its label, one column per run, the bound or goal."""
     lines = [
         "| | " + " | ".join(modes) + " | bound / goal |",
         "|---|" + "---|" * len(modes) + "---|",
