@@ -14,7 +14,7 @@ import typer
 from lab import MODES, LabParams, LabResult, Mode, run_lab
 from lab._pool import PoolParams
 from lab._pool_lab import PoolResult, run_pool
-from lab._procs import LabError
+from testbed.procs import LabError
 
 SCENARIOS = ("incident", "pool")
 

@@ -23,10 +23,10 @@ from rich.progress import (
 from lab._analysis import headline, series
 from lab._params import MODES, LabParams, Mode
 from lab._plot import plot
-from lab._procs import LabError, require
 from lab._record import Headline
 from lab._report import machine, results, summary_table, write_json
 from lab._run import run_timeline
+from testbed.procs import LabError, require
 
 TOOLS = ("kamailio", "kamcmd", "redis-server")
 R = TypeVar("R")

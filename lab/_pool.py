@@ -29,23 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from lab._params import Mode
-from lab._procs import (
-    LOOPBACK,
-    PROXY_CFG,
-    Child,
-    Kamailio,
-    LabError,
-    Redis,
-    Sidecar,
-    free_port,
-    presence_server,
-    proxy_defines,
-    python_module,
-    quoted,
-    sidecar_toml,
-    wait_until,
-)
 from lab._sip import SipUac, publish_mwi
+from testbed.kamailio import PROXY_CFG, Kamailio, presence_server, proxy_defines, quoted
+from testbed.procs import LOOPBACK, Child, LabError, free_port, python_module
+from testbed.redis import Redis
+from testbed.sidecar import Sidecar, sidecar_toml
+from testbed.waiting import wait_until
 
 DISPATCHER_PROXY_CFG = Path(__file__).resolve().parent / "dispatcher-proxy.cfg"
 MEMBERS = ("presence-a", "presence-b", "presence-c")
@@ -364,11 +353,10 @@ async def _drive(env: _Environment, tick: Tick | None) -> PoolRecord:
     loops = [asyncio.create_task(load()), asyncio.create_task(progress())]
     try:
         await _sleep_until(start + params.normal)
-        assert frozen.child is not None
-        frozen.child.freeze()
+        frozen.freeze()
         record.freeze_at = time.time()
         await _sleep_until(start + params.normal + params.freeze)
-        frozen.child.thaw()
+        frozen.thaw()
         record.thaw_at = time.time()
         await asyncio.gather(*loops)
         record.end_at = record.t0 + params.duration

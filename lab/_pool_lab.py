@@ -14,8 +14,8 @@ from lab._lab import TOOLS, _new_directory, run_modes
 from lab._params import MODES, Mode
 from lab._pool import FROZEN, MEMBERS, PoolParams, PoolRecord, run_pool_timeline
 from lab._pool_report import PoolHeadline, PoolSecond, headline, plot, series, spread, summary_table
-from lab._procs import require
 from lab._report import machine, write_json
+from testbed.procs import require
 
 
 @dataclass(frozen=True)

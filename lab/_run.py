@@ -37,27 +37,15 @@ import redis.asyncio as aioredis
 from breaker.store import EVENTS_CHANNEL
 from lab._dns import CARRIER_DOMAIN, PRESENCE_SERVICE, dnsmasq_argv, resolv_conf
 from lab._params import LabParams, Mode, Phase
-from lab._procs import (
-    LOOPBACK,
-    PROXY_CFG,
-    Child,
-    Define,
-    Kamailio,
-    LabError,
-    Redis,
-    Sidecar,
-    await_ready,
-    free_port,
-    group_cpu_seconds,
-    presence_server,
-    proxy_defines,
-    python_module,
-    sidecar_toml,
-    wait_until,
-)
 from lab._record import CallRecord, CanaryResult, Cycle, RunRecord, Sample
 from lab._sip import SipUac, UacCounters, publish_mwi, short_call
+from testbed.cpu import group_cpu_seconds
+from testbed.kamailio import PROXY_CFG, Define, Kamailio, presence_server, proxy_defines
+from testbed.procs import LOOPBACK, Child, LabError, await_ready, free_port, python_module
+from testbed.redis import Redis
+from testbed.sidecar import Sidecar, sidecar_toml
 from testbed.verdicts import parse_verdict
+from testbed.waiting import wait_until
 
 Tick = Callable[[Mode, float, Phase], None]
 
@@ -567,13 +555,12 @@ async def _drive(env: Environment, params: LabParams, tick: Tick | None) -> RunR
     pending: set[asyncio.Task[None]] = set()
     try:
         await _sleep_until(start + params.normal)
-        assert env.presence.child is not None
         probes_before = await recorder.probes_total()
-        env.presence.child.freeze()
+        env.presence.freeze()
         record.freeze_at = time.time()
         await _sleep_until(start + params.normal + params.freeze)
         probes_after = await recorder.probes_total()
-        env.presence.child.thaw()
+        env.presence.thaw()
         record.thaw_at = time.time()
         if probes_before is not None and probes_after is not None:
             record.probes_during_lockup = int(probes_after - probes_before)

@@ -156,11 +156,6 @@ class Started:
     proc: Child | None = None
 
     @property
-    def child(self) -> Child | None:
-        """The lab's older name for `proc`."""
-        return self.proc
-
-    @property
     def pid(self) -> int:
         assert self.proc is not None, "not started"
         return self.proc.pid

@@ -15,9 +15,10 @@ from redis.exceptions import NoPermissionError, ResponseError
 
 from breaker.client import JobLock, LockState, VerdictReader
 from testbed.kamailio import quoted
+from testbed.procs import Child, free_port, port_open
+from testbed.waiting import wait_until
 from tests.kamailio.harness import PROXY_CFG, BreakerHash, Kamailio, Responder, proxy_defines
 from tests.kamailio.sip import SipClient
-from tests.support.procs import Proc, free_port, free_port_both, port_open, wait_until
 from tests.support.sidecar import Sidecar
 
 ACL = Path(__file__).resolve().parents[2] / "deploy" / "redis-acl" / "users.acl"
@@ -36,7 +37,7 @@ class AclRedis:
         self.aclfile = workdir / "users.acl"
         self.aclfile.write_text(text + f"user test-admin on >{ADMIN} ~* &* +@all\n")
         self.port = free_port()
-        self.proc = Proc(
+        self.proc = Child(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(workdir), "--aclfile", str(self.aclfile)],
             workdir / "redis.log",
@@ -112,7 +113,7 @@ def test_kamailio_as_default_user_reads_verdicts_and_writes_only_passive_counter
     tmp_path: Path, acl_redis: AclRedis
 ) -> None:
     responder = Responder(tmp_path / "responder").start()
-    port = free_port_both()
+    port = free_port()
     server = f"name=breaker;addr=127.0.0.1;port={acl_redis.port};db=0;pass={SECRETS['kamailio']}"
     defines = proxy_defines(port, responder.port, acl_redis.port)
     defines["BREAKER_REDIS_SERVER"] = quoted(server)

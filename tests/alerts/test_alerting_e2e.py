@@ -26,13 +26,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testbed.procs import free_port
+from testbed.redis import Redis
+from testbed.waiting import wait_until
 from tests.cli.harness import Standin
 from tests.kamailio.harness import Kamailio
 from tests.kamailio.sip import SipClient
 from tests.support.fleet import FleetSidecar, sip_target
 from tests.support.kamailio_metrics import metrics_proxy
 from tests.support.monitoring import Alertmanager, Prometheus, Webhook, shorten_for
-from tests.support.procs import RedisServer, free_port, wait_until
 from tests.support.sidecar import TOKEN
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +47,7 @@ ALERT_WAIT = 30.0 + (300.0 if SHIPPED_FOR else 0.0)
 
 @dataclass
 class Stack:
-    redis: RedisServer
+    redis: Redis
     presence: Standin
     blf: Standin
     sidecar: FleetSidecar
@@ -61,7 +63,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("alerting")
     stops: list[object] = []
     try:
-        redis = RedisServer(work / "redis").start()
+        redis = Redis(work / "redis").start()
         stops.append(redis)
         presence = Standin(work, "presence")
         stops.append(presence.proc)

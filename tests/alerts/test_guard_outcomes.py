@@ -7,8 +7,8 @@ import sys
 
 from breaker.guard._exit import OUTCOMES
 from breaker.store import GUARD_OUTCOMES
+from testbed.redis import Redis
 from tests.kamailio.harness import BreakerHash
-from tests.support.procs import RedisServer
 
 
 def test_guard_outcomes_in_the_contract_are_what_the_guard_records() -> None:
@@ -16,7 +16,7 @@ def test_guard_outcomes_in_the_contract_are_what_the_guard_records() -> None:
     assert recorded == set(GUARD_OUTCOMES), f"guard records {recorded}, contract {GUARD_OUTCOMES}"
 
 
-def guard(redis: RedisServer, *command: str) -> int:
+def guard(redis: Redis, *command: str) -> int:
     return subprocess.run(
         [sys.executable, "-m", "breaker", "guard", "presence", "--", *command],
         env={"BREAKER_REDIS_URL": redis.url, "PATH": "/usr/bin:/bin"},
@@ -25,7 +25,7 @@ def guard(redis: RedisServer, *command: str) -> int:
     ).returncode
 
 
-def test_each_guard_run_counts_its_outcome_in_redis(redis_server: RedisServer) -> None:
+def test_each_guard_run_counts_its_outcome_in_redis(redis_server: Redis) -> None:
     verdict = BreakerHash(redis_server.port)
     try:
         verdict.set("closed")

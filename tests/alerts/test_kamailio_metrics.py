@@ -8,10 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testbed.procs import free_port
+from testbed.redis import Redis
+from testbed.waiting import wait_until
 from tests.kamailio.harness import BreakerHash, Kamailio, Responder
 from tests.kamailio.sip import SipClient
 from tests.support.kamailio_metrics import metrics_proxy, value
-from tests.support.procs import RedisServer, free_port, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def metrics(tmp_path_factory: pytest.TempPathFactory) -> int:
 
 @pytest.fixture(scope="module")
 def proxy(
-    workdir: Path, module_redis: RedisServer, responder: Responder, metrics: int
+    workdir: Path, module_redis: Redis, responder: Responder, metrics: int
 ) -> Iterator[Kamailio]:
     kamailio = metrics_proxy(workdir / "proxy", responder.port, module_redis.port, metrics)
     kamailio.start()
@@ -43,7 +45,7 @@ def proxy(
 
 
 @pytest.fixture(scope="module")
-def verdict(module_redis: RedisServer) -> Iterator[BreakerHash]:
+def verdict(module_redis: Redis) -> Iterator[BreakerHash]:
     hash_ = BreakerHash(module_redis.port)
     yield hash_
     hash_.client.close()

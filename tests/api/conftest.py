@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from breaker.service import Service
-from tests.support.procs import RedisServer
+from testbed.redis import Redis
 from tests.support.scripted import ScriptedProbes, settings_for
 
 
 @pytest.fixture
-async def service(redis_server: RedisServer) -> AsyncIterator[Service]:
+async def service(redis_server: Redis) -> AsyncIterator[Service]:
     svc = Service(settings_for(redis_server.url, slow_start=60.0), probe_factory=ScriptedProbes())
     await svc.start()
     try:

@@ -9,10 +9,11 @@ import pytest
 from breaker.api import TokenRegistry
 from breaker.core import State
 from breaker.service import Service
+from testbed.procs import free_port
+from testbed.redis import Redis
+from testbed.waiting import eventually
 from tests.api.helpers import AUTH, READ, client_for
-from tests.support.procs import RedisServer, free_port
 from tests.support.scripted import ScriptedProbes, settings_for
-from tests.support.waiting import eventually
 
 
 async def test_list_and_get_show_state_and_last_probe(service: Service) -> None:
@@ -129,7 +130,7 @@ async def test_reads_need_a_token_when_open_reads_is_off(service: Service) -> No
 
 
 async def test_history_falls_back_to_memory_when_redis_is_down(
-    service: Service, redis_server: RedisServer
+    service: Service, redis_server: Redis
 ) -> None:
     service.force("presence", State.OPEN, 60, "alice", "drill")
     async with client_for(service) as client:
@@ -141,7 +142,7 @@ async def test_history_falls_back_to_memory_when_redis_is_down(
     assert from_memory["source"] == "memory" and from_memory["events"][0]["actor"] == "alice"
 
 
-async def test_readyz_follows_redis_and_metrics_are_exposed(redis_server: RedisServer) -> None:
+async def test_readyz_follows_redis_and_metrics_are_exposed(redis_server: Redis) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     svc = Service(settings_for(url), probe_factory=ScriptedProbes())
     await svc.start()

@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 from breaker._config import Settings
 from breaker.api import TokenRegistry, create_app
 from breaker.service import Service
-from tests.support.procs import RedisServer
+from testbed.redis import Redis
+from testbed.waiting import eventually
 from tests.support.scripted import ScriptedProbes
-from tests.support.waiting import eventually
 
 OPERATE = "operate-token-0123456789"
 AUTH = {"Authorization": f"Bearer {OPERATE}"}
@@ -52,7 +52,7 @@ async def probes() -> ScriptedProbes:
 
 
 @pytest.fixture
-async def service(redis_server: RedisServer, probes: ScriptedProbes) -> AsyncIterator[Service]:
+async def service(redis_server: Redis, probes: ScriptedProbes) -> AsyncIterator[Service]:
     svc = Service(pool_settings(redis_server.url), probe_factory=probes)
     await svc.start()
     try:
@@ -79,7 +79,7 @@ async def test_pool_is_listed_and_read_like_a_breaker_with_its_members(service: 
 
 
 async def test_one_member_down_keeps_the_pool_closed_two_down_halves_it_all_down_opens_it(
-    service: Service, probes: ScriptedProbes, redis_server: RedisServer
+    service: Service, probes: ScriptedProbes, redis_server: Redis
 ) -> None:
     def pool_state() -> tuple[str, int]:
         v = service.verdict_of("presence")
@@ -121,7 +121,7 @@ async def test_one_member_down_keeps_the_pool_closed_two_down_halves_it_all_down
 
 
 async def test_a_newer_pool_epoch_left_in_redis_is_overtaken_not_rolled_back(
-    redis_server: RedisServer, probes: ScriptedProbes
+    redis_server: Redis, probes: ScriptedProbes
 ) -> None:
     """The pool epoch is derived (sum of members'); a restarted sidecar must still move it up."""
     client = aioredis.Redis(port=redis_server.port, decode_responses=True)

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.procs import RedisServer, free_port
+from testbed.procs import free_port
+from testbed.redis import Redis
 from tests.support.sidecar import TOKEN, Sidecar
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -49,7 +50,7 @@ def run_schemathesis(schema: Path, url: str, token: str | None) -> tuple[int, st
 
 @pytest.mark.parametrize("open_reads", [True, False], ids=["open-reads", "closed-reads"])
 def test_schemathesis_finds_no_failure_against_a_live_sidecar(
-    tmp_path: Path, redis_server: RedisServer, open_reads: bool
+    tmp_path: Path, redis_server: Redis, open_reads: bool
 ) -> None:
     target = f"http://ops:s3cret@127.0.0.1:{free_port()}/health"  # refused: the breaker opens
     sidecar = Sidecar(tmp_path, redis_server.url, target, open_reads=open_reads).start()

@@ -11,8 +11,10 @@ import redis
 
 from breaker._config import redact_url
 from breaker.probes.http import HttpProbe
+from testbed.procs import free_port
+from testbed.redis import Redis
+from testbed.waiting import wait_until
 from tests.probes.helpers import make_cfg
-from tests.support.procs import RedisServer, free_port, wait_until
 from tests.support.sidecar import TOKEN, Sidecar
 
 SECRET = "S3cret-Pw-4711"
@@ -49,7 +51,7 @@ def redis_dump(url: str) -> str:
 
 @pytest.mark.parametrize("open_reads", [True, False], ids=["open-reads", "closed-reads"])
 def test_target_password_appears_in_no_output_channel_whatever_the_token(
-    tmp_path: Path, redis_server: RedisServer, open_reads: bool
+    tmp_path: Path, redis_server: Redis, open_reads: bool
 ) -> None:
     target = f"http://ops:{SECRET}@127.0.0.1:{free_port()}{TARGET_PATH}"  # refused: it fails
     sidecar = Sidecar(tmp_path, redis_server.url, target, open_reads=open_reads).start()

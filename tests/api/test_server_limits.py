@@ -14,8 +14,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 import breaker.api._server as server
-from tests.support.procs import free_port
-from tests.support.waiting import eventually
+from testbed.procs import free_port
+from testbed.waiting import eventually
 
 
 async def hello(_: object) -> PlainTextResponse:

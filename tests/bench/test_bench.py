@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bench import BENCHMARKS
-from tests.support.procs import run_ok
+from tests.support.run import run_ok
 
 NAMES = BENCHMARKS  # every registered benchmark
 

@@ -13,9 +13,11 @@ from typing import Any
 
 import httpx
 
+from testbed.procs import free_port
+from testbed.redis import Redis
 from testbed.sidecar import Sidecar, sidecar_toml
 from testbed.sip_standin import StandinProcess
-from tests.support.procs import RedisServer, free_port, wait_until
+from testbed.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BREAKERS = ("mwi", "presence")  # sorted, as the API lists them
@@ -38,7 +40,7 @@ class Stack:
     def __init__(self, workdir: Path) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
-        self.redis = RedisServer(workdir / "redis").start()
+        self.redis = Redis(workdir / "redis").start()
         self.standins = {name: Standin(workdir, name) for name in BREAKERS}
         port = free_port()
         self.sidecar = Sidecar(workdir / "sidecar", self._config(port), port, token=OPERATE)

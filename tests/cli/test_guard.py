@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from testbed.waiting import wait_until
 from tests.cli.harness import (
     INTERVAL,
     ROOT,
@@ -19,7 +20,6 @@ from tests.cli.harness import (
     read_pids,
     run_cli,
 )
-from tests.support.procs import wait_until
 
 SLACK = 1.5  # seconds: CLI start-up and a busy 2-core box
 POLL = 1.0  # the guard's default re-read period

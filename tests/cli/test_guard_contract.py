@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 
 from breaker.core import admitted
+from testbed.redis import Redis
+from testbed.waiting import wait_until
 from tests.cli.harness import ROOT, breaker_cmd, gone, one_line, read_pids
-from tests.support.procs import RedisServer, wait_until
 
 HASH = "breaker:{presence}"
 SLACK = 1.5
 POLL = 1.0
 
 
-def write_verdict(redis: RedisServer, state: str, admit: int) -> None:
+def write_verdict(redis: Redis, state: str, admit: int) -> None:
     redis.cli(
         "HSET",
         HASH,
@@ -39,14 +40,14 @@ def write_verdict(redis: RedisServer, state: str, admit: int) -> None:
     )
 
 
-def env_for(redis: RedisServer) -> dict[str, str]:
+def env_for(redis: Redis) -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "BREAKER_REDIS_URL": redis.url}
 
 
 class Guarded:
     """A guard running a job that records its pid and then waits for ever."""
 
-    def __init__(self, redis: RedisServer, workdir: Path, *args: str) -> None:
+    def __init__(self, redis: Redis, workdir: Path, *args: str) -> None:
         self.out = workdir / "guard.out"
         self.pidfile = workdir / "pid"
         self.beats = workdir / "beats"
@@ -81,7 +82,7 @@ StartGuard = Callable[..., Guarded]
 
 
 @pytest.fixture
-def start_guard(redis_server: RedisServer, tmp_path: Path) -> Iterator[StartGuard]:
+def start_guard(redis_server: Redis, tmp_path: Path) -> Iterator[StartGuard]:
     """Start a guard (with these options) on a closed breaker; stopped after the test."""
     made: list[Guarded] = []
 
@@ -98,7 +99,7 @@ def start_guard(redis_server: RedisServer, tmp_path: Path) -> Iterator[StartGuar
 
 
 def test_silent_change_is_seen_by_the_poll_within_a_second(
-    redis_server: RedisServer, start_guard: StartGuard
+    redis_server: Redis, start_guard: StartGuard
 ) -> None:
     """No event is published here: only the re-read at least every second can notice."""
     g = start_guard("--grace", "1s")
@@ -112,7 +113,7 @@ def test_silent_change_is_seen_by_the_poll_within_a_second(
 
 
 def test_verdict_vanishing_mid_run_stops_the_job_after_the_grace(
-    redis_server: RedisServer, start_guard: StartGuard
+    redis_server: Redis, start_guard: StartGuard
 ) -> None:
     """The hash expires 2 s after the sidecar dies; then the state is unknown."""
     g = start_guard("--grace", "1s")
@@ -129,7 +130,7 @@ def test_verdict_vanishing_mid_run_stops_the_job_after_the_grace(
 
 
 def test_redis_going_away_mid_run_stops_the_job_after_the_grace(
-    redis_server: RedisServer, start_guard: StartGuard
+    redis_server: Redis, start_guard: StartGuard
 ) -> None:
     g = start_guard("--grace", "1s")
     redis_server.stop()
@@ -140,7 +141,7 @@ def test_redis_going_away_mid_run_stops_the_job_after_the_grace(
 
 
 def test_on_unknown_run_keeps_the_job_running_without_a_verdict(
-    redis_server: RedisServer, start_guard: StartGuard
+    redis_server: Redis, start_guard: StartGuard
 ) -> None:
     g = start_guard("--grace", "0.2s", "--on-unknown", "run")
     redis_server.cli("DEL", HASH)
@@ -165,7 +166,7 @@ def _last_beat(path: Path) -> float:
 
 
 def test_lock_taken_over_by_another_holder_stops_the_job(
-    redis_server: RedisServer, start_guard: StartGuard
+    redis_server: Redis, start_guard: StartGuard
 ) -> None:
     g = start_guard("--lock-ttl", "1.5s", "--lock", "jobs:vm-presence")
     assert redis_server.cli("EXISTS", "jobs:vm-presence") == "1", "--lock KEY is the key used"
@@ -181,7 +182,7 @@ def _key(admit: int, inside: bool) -> str:
 
 
 def test_half_open_runs_a_job_whose_key_is_admitted_and_refuses_the_rest(
-    redis_server: RedisServer,
+    redis_server: Redis,
 ) -> None:
     write_verdict(redis_server, "half_open", 40)
     inside, outside = _key(40, True), _key(40, False)

@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from testbed.procs import free_port
+from testbed.waiting import wait_until
 from tests.cli.harness import (
     ALICE,
     OPERATE,
@@ -18,7 +20,6 @@ from tests.cli.harness import (
     one_line,
     run_cli,
 )
-from tests.support.procs import free_port, wait_until
 
 BOX = set("╭╮╰╯│─")
 

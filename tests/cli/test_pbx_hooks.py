@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from breaker.core import admitted
+from testbed.procs import free_port
+from testbed.redis import Redis
 from tests.cli.harness import ROOT, Stack
-from tests.support.procs import RedisServer, free_port
 
 DOC = ROOT / "docs" / "pbx-hooks.md"
 AOR = "sip:alice+1@example.net"
@@ -42,17 +43,13 @@ def test_curl_hook_answers_like_breaker_check(sidecar: Stack, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("state", ["closed", "open"])
-def test_redis_hook_reads_the_verdict(
-    redis_server: RedisServer, tmp_path: Path, state: str
-) -> None:
+def test_redis_hook_reads_the_verdict(redis_server: Redis, tmp_path: Path, state: str) -> None:
     redis_server.cli("HSET", "breaker:{presence}", "state", state, "admit", "0", "retry_after", "5")
     expected = 0 if state == "closed" else 1
     assert run(hook("redis-hmget", tmp_path), AOR, REDIS_URL=redis_server.url) == expected
 
 
-def test_redis_hook_admits_the_same_aors_as_the_api(
-    redis_server: RedisServer, tmp_path: Path
-) -> None:
+def test_redis_hook_admits_the_same_aors_as_the_api(redis_server: Redis, tmp_path: Path) -> None:
     script = hook("redis-hmget", tmp_path)
     redis_server.cli("HSET", "breaker:{presence}", "state", "half_open", "admit", "50")
     aors = [f"sip:user{i}@example.net" for i in range(12)]
@@ -62,7 +59,7 @@ def test_redis_hook_admits_the_same_aors_as_the_api(
 
 
 def test_redis_hook_without_a_verdict_or_redis_cannot_tell(
-    redis_server: RedisServer, tmp_path: Path
+    redis_server: Redis, tmp_path: Path
 ) -> None:
     script = hook("redis-hmget", tmp_path)
     assert run(script, AOR, REDIS_URL=redis_server.url) == 2, "no hash: sidecar dead"

@@ -10,8 +10,8 @@ import pytest
 from breaker._errors import Forbidden, UnknownBreaker, Unreachable
 from breaker.client import AsyncClient, Client, GuardRefused, GuardStopped, allowed, allowed_sync
 from breaker.guard import ExitCode, Guard
+from testbed.procs import free_port
 from tests.cli.harness import ALICE, VIEWER, Stack
-from tests.support.procs import free_port
 
 
 async def test_allowed_follows_the_breaker(sidecar: Stack) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support.procs import RedisServer, wait_until
+from testbed.redis import Redis
+from testbed.waiting import wait_until
 from tests.support.sidecar import Sidecar
 
 READ = "serve-read-only-token-0123456789"
@@ -21,7 +22,7 @@ def _warnings(log: Path) -> list[str]:
     return [e["event"] for e in events if e.get("level") == "warning"]
 
 
-def _sidecar(tmp_path: Path, redis_server: RedisServer, operate: str) -> Sidecar:
+def _sidecar(tmp_path: Path, redis_server: Redis, operate: str) -> Sidecar:
     sidecar = Sidecar(tmp_path, redis_server.url, "tcp://127.0.0.1:9")
     with sidecar.config.open("a") as f:
         f.write('[[api.tokens]]\nname = "viewer"\nrole = "read"\nenv = "VIEWER_TOKEN"\n')
@@ -29,7 +30,7 @@ def _sidecar(tmp_path: Path, redis_server: RedisServer, operate: str) -> Sidecar
 
 
 def test_serve_warns_writes_disabled_with_only_read_tokens(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, redis_server: Redis
 ) -> None:
     sidecar = _sidecar(tmp_path, redis_server, operate="")
     try:
@@ -48,7 +49,7 @@ def test_serve_warns_writes_disabled_with_only_read_tokens(
 
 
 def test_serve_does_not_warn_when_an_operate_token_exists(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, redis_server: Redis
 ) -> None:
     sidecar = _sidecar(tmp_path, redis_server, operate="serve-operate-token-0123456789")
     try:

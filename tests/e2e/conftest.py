@@ -8,19 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from testbed.procs import Child, free_port
+from testbed.waiting import wait_until
 from tests.support.fleet import start_standin
-from tests.support.procs import Proc, free_port_both, wait_until
 
 
 @pytest.fixture
-def standin(tmp_path: Path) -> Iterator[tuple[Proc, int]]:
-    port = free_port_both()
+def standin(tmp_path: Path) -> Iterator[tuple[Child, int]]:
+    port = free_port()
     counts = tmp_path / "standin.json"
-    proc = Proc(
+    proc = Child(
         [
             sys.executable,
             "-m",
-            "tests.support.sip_standin",
+            "testbed.sip_standin",
             "--port",
             str(port),
             "--count-file",
@@ -36,7 +37,7 @@ def standin(tmp_path: Path) -> Iterator[tuple[Proc, int]]:
 
 
 @pytest.fixture
-def standins(tmp_path: Path) -> Iterator[list[tuple[Proc, int]]]:
+def standins(tmp_path: Path) -> Iterator[list[tuple[Child, int]]]:
     """Two SIP stand-ins (SIGSTOP-able), e.g. one that freezes and one that stays healthy."""
     started = [start_standin(tmp_path / f"standin-{i}") for i in range(2)]
     try:

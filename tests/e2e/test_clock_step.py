@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from testbed.procs import Child
+from testbed.redis import Redis
+from testbed.waiting import wait_until
 from tests.support.faketime import LIBFAKETIME, WallClock
-from tests.support.procs import Proc, RedisServer, wait_until
 from tests.support.sidecar import Sidecar
 
 SLOW_START = 2.0
@@ -20,7 +22,7 @@ SLACK = 0.6  # a loaded 2-core CI box delays timers
 pytestmark = pytest.mark.skipif(not LIBFAKETIME.exists(), reason="Debian package faketime")
 
 
-def state(redis: RedisServer) -> str:
+def state(redis: Redis) -> str:
     try:
         return redis.cli("HGET", "breaker:{presence}", "state")
     except Exception:
@@ -35,7 +37,7 @@ def stepped_back(sidecar: Sidecar) -> bool:
 
 
 def test_wall_clock_steps_change_neither_recovery_nor_ramp(
-    tmp_path: Path, redis_server: RedisServer, standin: tuple[Proc, int]
+    tmp_path: Path, redis_server: Redis, standin: tuple[Child, int]
 ) -> None:
     proc, port = standin
     clock = WallClock(tmp_path)

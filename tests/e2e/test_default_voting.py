@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from testbed.procs import Child
+from testbed.redis import Redis
+from testbed.waiting import wait_until
 from tests.support.fleet import sip_target, states_while_partitioned
-from tests.support.procs import Proc, RedisServer, wait_until
 from tests.support.sidecar import Sidecar
 
 KEY = "breaker:{presence}"
@@ -28,7 +30,7 @@ def pair() -> Iterator[list[Sidecar]]:
             sidecar.stop()
 
 
-def sidecar(workdir: Path, redis: RedisServer, port: int) -> Sidecar:
+def sidecar(workdir: Path, redis: Redis, port: int) -> Sidecar:
     workdir.mkdir(parents=True)
     return Sidecar(workdir, redis.url, sip_target(port))
 
@@ -39,7 +41,7 @@ def start_both(sidecars: list[Sidecar], envs: list[dict[str, str]]) -> None:
 
 
 def test_two_sidecars_without_a_cluster_section_vote_instead_of_fighting(
-    tmp_path: Path, redis_server: RedisServer, standins: list[tuple[Proc, int]], pair: list[Sidecar]
+    tmp_path: Path, redis_server: Redis, standins: list[tuple[Child, int]], pair: list[Sidecar]
 ) -> None:
     """Same settings, no [cluster], observer ids from the environment. Each probes the
     server over its own path: a's path freezes (a partition), b's stays healthy. Under
@@ -59,7 +61,7 @@ def test_two_sidecars_without_a_cluster_section_vote_instead_of_fighting(
 
 
 def test_two_sidecars_sharing_a_host_name_are_told_to_set_an_observer(
-    tmp_path: Path, redis_server: RedisServer, standins: list[tuple[Proc, int]], pair: list[Sidecar]
+    tmp_path: Path, redis_server: Redis, standins: list[tuple[Child, int]], pair: list[Sidecar]
 ) -> None:
     """Both default to this host's name: their votes overwrite each other, so a sidecar
     must say so (once) rather than let them fight in silence."""

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from testbed.procs import Child
+from testbed.redis import Redis
+from testbed.waiting import wait_until
 from tests.support.fleet import observer, states_while_partitioned
-from tests.support.procs import Proc, RedisServer, wait_until
 from tests.support.sidecar import Sidecar
 
 INTERVAL, TIMEOUT, FALL = 0.2, 0.1, 3
@@ -39,9 +41,7 @@ def fleet() -> Iterator[Fleet]:
         f.stop()
 
 
-def start(
-    fleet: Fleet, tmp_path: Path, redis: RedisServer, ports: dict[str, int], **kw: object
-) -> None:
+def start(fleet: Fleet, tmp_path: Path, redis: Redis, ports: dict[str, int], **kw: object) -> None:
     for name, port in ports.items():
         cluster = str(kw.pop(f"cluster_{name}", ""))
         extra = kw.pop(f"breaker_{name}", {})
@@ -51,20 +51,20 @@ def start(
         list(pool.map(Sidecar.start, fleet.sidecars.values()))
 
 
-def field(redis: RedisServer, name: str) -> str:
+def field(redis: Redis, name: str) -> str:
     try:
         return redis.cli("HGET", KEY, name)
     except Exception:
         return ""
 
 
-def transitions(redis: RedisServer) -> int:
+def transitions(redis: Redis) -> int:
     log = redis.cli("XRANGE", f"{KEY}:log", "-", "+")
     return log.count("transition")
 
 
 def test_one_partitioned_observer_leaves_the_verdict_closed(
-    tmp_path: Path, redis_server: RedisServer, standins: list[tuple[Proc, int]], fleet: Fleet
+    tmp_path: Path, redis_server: Redis, standins: list[tuple[Child, int]], fleet: Fleet
 ) -> None:
     (frozen, frozen_port), (_, healthy_port) = standins
     ports = {"a": frozen_port, "b": healthy_port, "c": healthy_port}
@@ -76,7 +76,7 @@ def test_one_partitioned_observer_leaves_the_verdict_closed(
 
 
 def test_all_three_see_the_freeze_and_open_within_the_bound(
-    tmp_path: Path, redis_server: RedisServer, standins: list[tuple[Proc, int]], fleet: Fleet
+    tmp_path: Path, redis_server: Redis, standins: list[tuple[Child, int]], fleet: Fleet
 ) -> None:
     (proc, port), _ = standins
     start(fleet, tmp_path, redis_server, {"a": port, "b": port, "c": port})
@@ -101,7 +101,7 @@ def test_all_three_see_the_freeze_and_open_within_the_bound(
 
 
 def test_the_survivor_of_three_keeps_the_hash_fresh_and_detects_alone(
-    tmp_path: Path, redis_server: RedisServer, standins: list[tuple[Proc, int]], fleet: Fleet
+    tmp_path: Path, redis_server: Redis, standins: list[tuple[Child, int]], fleet: Fleet
 ) -> None:
     (proc, port), _ = standins
     short_votes = "vote_ttl = 1.0\n"
@@ -126,7 +126,7 @@ def test_the_survivor_of_three_keeps_the_hash_fresh_and_detects_alone(
 
 
 def test_a_force_through_one_sidecar_is_honoured_through_another(
-    tmp_path: Path, redis_server: RedisServer, standins: list[tuple[Proc, int]], fleet: Fleet
+    tmp_path: Path, redis_server: Redis, standins: list[tuple[Child, int]], fleet: Fleet
 ) -> None:
     (_, port), _ = standins
     start(

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import Proc, RedisServer, wait_until
+from testbed.procs import Child
+from testbed.redis import Redis
+from testbed.waiting import wait_until
 from tests.support.sidecar import TOKEN, Sidecar
 
 SCHEDULING_SLACK = 0.5  # seconds: a busy 2-core CI box delays timers
 
 
 @pytest.fixture
-def sidecar(
-    tmp_path: Path, redis_server: RedisServer, standin: tuple[Proc, int]
-) -> Iterator[Sidecar]:
+def sidecar(tmp_path: Path, redis_server: Redis, standin: tuple[Child, int]) -> Iterator[Sidecar]:
     _, port = standin
     sc = Sidecar(tmp_path, redis_server.url, f"sip:127.0.0.1:{port};transport=udp").start()
     try:
@@ -27,7 +27,7 @@ def sidecar(
         sc.stop()
 
 
-def redis_state(redis: RedisServer) -> str:
+def redis_state(redis: Redis) -> str:
     try:
         return redis.cli("HGET", "breaker:{presence}", "state")
     except Exception:
@@ -35,7 +35,7 @@ def redis_state(redis: RedisServer) -> str:
 
 
 def test_freeze_opens_breaker_within_bound(
-    sidecar: Sidecar, redis_server: RedisServer, standin: tuple[Proc, int]
+    sidecar: Sidecar, redis_server: Redis, standin: tuple[Child, int]
 ) -> None:
     proc, _ = standin
     wait_until(lambda: redis_state(redis_server) == "closed", 10, what="closed in Redis")
@@ -58,7 +58,7 @@ def test_freeze_opens_breaker_within_bound(
 
 
 def test_resume_ramps_through_half_open_to_closed(
-    sidecar: Sidecar, redis_server: RedisServer, standin: tuple[Proc, int]
+    sidecar: Sidecar, redis_server: Redis, standin: tuple[Child, int]
 ) -> None:
     proc, _ = standin
     wait_until(lambda: redis_state(redis_server) == "closed", 10, what="closed")
@@ -74,9 +74,7 @@ def test_resume_ramps_through_half_open_to_closed(
         assert state in log, f"expected a {state} transition in the audit stream"
 
 
-def test_force_and_release_over_http_reach_redis(
-    sidecar: Sidecar, redis_server: RedisServer
-) -> None:
+def test_force_and_release_over_http_reach_redis(sidecar: Sidecar, redis_server: Redis) -> None:
     forced = sidecar.put(
         "/v1/breakers/presence/force", {"state": "open", "ttl": 60, "reason": "e2e drill"}
     )
@@ -88,7 +86,7 @@ def test_force_and_release_over_http_reach_redis(
     wait_until(lambda: redis_state(redis_server) == "closed", 5, what="released in Redis")
 
 
-def test_killed_sidecar_state_expires(sidecar: Sidecar, redis_server: RedisServer) -> None:
+def test_killed_sidecar_state_expires(sidecar: Sidecar, redis_server: Redis) -> None:
     wait_until(lambda: redis_state(redis_server) == "closed", 10, what="closed")
     assert sidecar.proc is not None
     sidecar.proc.signal(signal.SIGKILL)
@@ -98,9 +96,7 @@ def test_killed_sidecar_state_expires(sidecar: Sidecar, redis_server: RedisServe
     assert gone_after <= 2.0 + SCHEDULING_SLACK, f"TTL is 2 s, hash lived {gone_after:.2f}s"
 
 
-def test_redis_restart_mid_run_republishes_force(
-    sidecar: Sidecar, redis_server: RedisServer
-) -> None:
+def test_redis_restart_mid_run_republishes_force(sidecar: Sidecar, redis_server: Redis) -> None:
     wait_until(lambda: redis_state(redis_server) == "closed", 10, what="closed")
     redis_server.stop()
     wait_until(lambda: sidecar.get("/readyz").status_code == 503, 5, what="readyz 503")
@@ -116,9 +112,9 @@ def test_redis_restart_mid_run_republishes_force(
     assert "Traceback" not in sidecar.proc.output()
 
 
-def test_secrets_never_reach_the_log(tmp_path: Path, standin: tuple[Proc, int]) -> None:
+def test_secrets_never_reach_the_log(tmp_path: Path, standin: tuple[Child, int]) -> None:
     _, port = standin
-    redis = RedisServer(tmp_path / "redis", password="redis-secret-123456").start()
+    redis = Redis(tmp_path / "redis", password="redis-secret-123456").start()
     wrong_url = redis.url.replace("redis-secret-123456", "wrong-secret-654321")
     sidecar = Sidecar(tmp_path, wrong_url, f"sip:127.0.0.1:{port}").start()
     try:

@@ -21,9 +21,10 @@ from breaker.client import EventFeed, redis_client
 from breaker.core import Policy, State
 from breaker.guard import ExitCode
 from breaker.store import RedisStore, VoteItem, state_key
+from testbed.procs import free_port
+from testbed.waiting import wait_until
 from tests.kamailio.harness import PROXY_CFG, Kamailio, Responder, proxy_defines
 from tests.kamailio.sip import SipClient
-from tests.support.procs import free_port_both, wait_until
 from tests.support.redis_ha import ClusterSet
 from tests.support.sidecar import Sidecar
 
@@ -56,7 +57,7 @@ def test_cluster_carries_verdict_forces_history_and_kamailio_reads_through_moved
 ) -> None:
     owner = cluster.port_for(KEY)
     elsewhere = next(p for p in cluster.ports if p != owner)
-    port = free_port_both()
+    port = free_port()
     defines = proxy_defines(port, responder.port, elsewhere, BREAKER_REDIS_CLUSTER=1)
     proxy = Kamailio(PROXY_CFG, tmp_path / "proxy", port, defines, name="proxy")
     node = cluster.client()

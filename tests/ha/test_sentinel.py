@@ -21,12 +21,12 @@ import redis
 from breaker._config import RedisConfig
 from breaker._errors import StoreUnavailable
 from breaker.store import RedisStore
+from testbed.procs import free_port
+from testbed.waiting import eventually, wait_until
 from tests.kamailio.harness import PROXY_CFG, Kamailio, Responder, proxy_defines
-from tests.support.procs import free_port_both, wait_until
 from tests.support.redis_ha import SentinelSet, SwitchWatch, sentinel_set
 from tests.support.sidecar import Sidecar
 from tests.support.tls import self_signed
-from tests.support.waiting import eventually
 
 KEY = "breaker:{presence}"
 PUBLISH_WITHIN = 5.0  # promotion -> first write on the new master (issue 8)
@@ -73,7 +73,7 @@ def chain(
     sidecar = Sidecar(
         tmp_path / "sidecar", sentinel.url, f"sip:127.0.0.1:{responder.port};transport=udp"
     )
-    port = free_port_both()
+    port = free_port()
     # One sentinel only: Kamailio 5.6.3's ndb_redis connects to a sentinel when given several.
     spec = f"127.0.0.1:{sentinel.sentinel_ports[0]}"
     defines = proxy_defines(

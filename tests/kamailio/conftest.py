@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from testbed.kamailio import presence_server as shipped_presence_server
-from testbed.procs import LabError, require, stopping
+from testbed.procs import LabError, free_port, require, stopping
+from testbed.redis import Redis
 from tests.kamailio.harness import (
     PROXY_CFG,
     BreakerHash,
@@ -27,7 +28,6 @@ from tests.kamailio.harness import (
     Responder,
     proxy_defines,
 )
-from tests.support.procs import RedisServer, free_port_both
 
 StartProxy = Callable[..., Kamailio]
 
@@ -49,22 +49,22 @@ def responder(tmp_path: Path) -> Iterator[Responder]:
 
 @pytest.fixture
 def presence_server(tmp_path: Path) -> Iterator[Kamailio]:
-    with stopping(shipped_presence_server(tmp_path / "presence", free_port_both())) as server:
+    with stopping(shipped_presence_server(tmp_path / "presence", free_port())) as server:
         yield server.start()
 
 
 @pytest.fixture
-def breaker_hash(redis_server: RedisServer) -> Iterator[BreakerHash]:
+def breaker_hash(redis_server: Redis) -> Iterator[BreakerHash]:
     with contextlib.closing(BreakerHash(redis_server.port)) as hash_:
         yield hash_
 
 
 @pytest.fixture
-def start_proxy(tmp_path: Path, redis_server: RedisServer) -> Iterator[StartProxy]:
+def start_proxy(tmp_path: Path, redis_server: Redis) -> Iterator[StartProxy]:
     started: list[Kamailio] = []
 
     def start(presence_port: int, **defines: Define) -> Kamailio:
-        port = free_port_both()
+        port = free_port()
         rundir = tmp_path / f"proxy-{len(started)}"
         proxy = Kamailio(
             PROXY_CFG,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from testbed.procs import free_port
+from testbed.redis import Redis
 from tests.kamailio.harness import (
     PROXY_CFG,
     BreakerHash,
@@ -21,7 +23,6 @@ from tests.kamailio.harness import (
 )
 from tests.kamailio.sip import SipClient
 from tests.kamailio.test_configs import assert_config_ok
-from tests.support.procs import RedisServer, free_port, free_port_both
 
 DSLIST = Path(__file__).resolve().parents[2] / "kamailio-config" / "dispatcher.list"
 
@@ -59,7 +60,7 @@ def test_old_define_name_reaches_the_module_parameter() -> None:
 
 
 def _proxy_with(tmp_path: Path, presence_port: int, redis_port: int, **names: Define) -> Kamailio:
-    port = free_port_both()
+    port = free_port()
     defines = proxy_defines(port, presence_port, redis_port)
     del defines["BREAKER_REDIS_SERVER"]
     defines.update(names)
@@ -71,7 +72,7 @@ def _server(port: int) -> Define:
 
 
 def test_old_redis_server_name_reaches_redis(
-    tmp_path: Path, redis_server: RedisServer, responder: Responder, breaker_hash: BreakerHash
+    tmp_path: Path, redis_server: Redis, responder: Responder, breaker_hash: BreakerHash
 ) -> None:
     proxy = _proxy_with(
         tmp_path, responder.port, redis_server.port, REDIS_SERVER=_server(redis_server.port)
@@ -87,7 +88,7 @@ def test_old_redis_server_name_reaches_redis(
 
 
 def test_new_redis_server_name_wins_over_the_old_one(
-    tmp_path: Path, redis_server: RedisServer, responder: Responder, breaker_hash: BreakerHash
+    tmp_path: Path, redis_server: Redis, responder: Responder, breaker_hash: BreakerHash
 ) -> None:
     proxy = _proxy_with(
         tmp_path,

@@ -8,17 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from testbed.procs import free_port
+from testbed.redis import Redis
 from tests.kamailio.conftest import StartProxy
 from tests.kamailio.harness import BreakerHash, Kamailio, Responder, quoted
 from tests.kamailio.sip import SipClient, latency
-from tests.support.procs import RedisServer, free_port
 
 
 @pytest.mark.parametrize("outage", ["stopped", "frozen"])
 def test_redis_outage_keeps_sip_fast_and_falls_back_once(
     start_proxy: StartProxy,
     responder: Responder,
-    redis_server: RedisServer,
+    redis_server: Redis,
     breaker_hash: BreakerHash,
     tmp_path: Path,
     outage: str,
@@ -75,7 +76,7 @@ def test_redis_down_at_start_falls_back_and_recovers(
     proxy.wait_verdict(state="closed", source="fallback", cause="unreachable")
     with SipClient(proxy.address) as client:
         assert client.transact(client.mwi_publish("mbox1")).code == 200
-    redis = RedisServer(tmp_path / "late-redis", port=port).start()
+    redis = Redis(tmp_path / "late-redis", port=port).start()
     try:
         hash_ = BreakerHash(port)
         epoch = hash_.set("open", retry_after=3)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from redis.typing import EncodableT, FieldT
 
+from testbed.waiting import wait_until
 from tests.kamailio.conftest import StartProxy
 from tests.kamailio.harness import BreakerHash, Kamailio, Responder
 from tests.kamailio.sip import SipClient
-from tests.support.procs import wait_until
 
 GARBAGE: dict[str, dict[FieldT, EncodableT]] = {
     "unknown-state": {"state": "banana"},

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from testbed.kamailio import enforced
 from testbed.procs import stopping
+from testbed.waiting import wait_until
 from tests.kamailio.conftest import StartProxy
 from tests.kamailio.harness import BreakerHash, Kamailio, Responder
 from tests.kamailio.sip import SipClient
-from tests.support.procs import wait_until
 
 
 def test_timeouts_to_a_frozen_presence_server_are_counted_in_redis(

@@ -32,9 +32,11 @@ from testbed.kamailio import (
     presence_defines,
     quoted,
 )
+from testbed.procs import free_port
+from testbed.redis import Redis
+from testbed.waiting import wait_until
 from tests.kamailio.harness import proxy_defines
 from tests.kamailio.sip import Response, SipClient
-from tests.support.procs import RedisServer, free_port_both, wait_until
 from tests.support.sidecar import Sidecar
 
 MEMBERS = ("presence-a", "presence-b", "presence-c")
@@ -136,12 +138,12 @@ def write_sidecar_config(sidecar: Sidecar, redis_url: str, ports: dict[str, int]
 
 
 @pytest.fixture
-def pool(tmp_path: Path, redis_server: RedisServer) -> Iterator[Pool]:
+def pool(tmp_path: Path, redis_server: Redis) -> Iterator[Pool]:
     servers: dict[str, Kamailio] = {}
     started: list[Kamailio | Sidecar] = []
     try:
         for name in MEMBERS:
-            port = free_port_both()
+            port = free_port()
             rundir = tmp_path / name
             db = create_presence_db(rundir / "presence.sqlite")
             defines = presence_defines(port, db, SERVER_HEADER=quoted(f"Server: {name}"))
@@ -159,7 +161,7 @@ def pool(tmp_path: Path, redis_server: RedisServer) -> Iterator[Pool]:
         write_sidecar_config(sidecar, redis_server.url, {n: s.port for n, s in servers.items()})
         started.append(sidecar)
         sidecar.start()
-        port = free_port_both()
+        port = free_port()
         defines = proxy_defines(
             port,
             1,

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from testbed.redis import Redis
 from tests.kamailio.conftest import StartProxy
 from tests.kamailio.harness import BreakerHash, Kamailio, Responder, quoted
 from tests.kamailio.sip import SipClient
 from tests.kamailio.test_pool import wait_member
-from tests.support.procs import RedisServer
 
 MEMBERS = ("presence-a", "presence-b", "presence-c")
 
@@ -49,7 +49,7 @@ def pool_proxy(
     )
 
 
-def hashes_for(redis_server: RedisServer, **states: str) -> dict[str, BreakerHash]:
+def hashes_for(redis_server: Redis, **states: str) -> dict[str, BreakerHash]:
     """Every member's verdict hash, closed unless `states` says otherwise (name with _ for -)."""
     hashes = {n: BreakerHash(redis_server.port, name=n) for n in MEMBERS}
     for name, h in hashes.items():
@@ -65,7 +65,7 @@ def ready_pool(
     start_proxy: StartProxy,
     tmp_path: Path,
     members: dict[str, Responder],
-    redis_server: RedisServer,
+    redis_server: Redis,
 ) -> ReadyPool:
     """ready_pool(fail_mode): every member closed in Redis, the proxy started and reading
     all of them."""
@@ -104,7 +104,7 @@ def test_missing_member_hash_in_fail_mode_open_fails_its_subscribers_over(
 
 def test_redis_gone_in_fail_mode_closed_keeps_every_member(
     start_proxy: StartProxy,
-    redis_server: RedisServer,
+    redis_server: Redis,
     members: dict[str, Responder],
     tmp_path: Path,
 ) -> None:
@@ -121,7 +121,7 @@ def test_redis_gone_in_fail_mode_closed_keeps_every_member(
 
 
 def test_redis_gone_in_fail_mode_open_answers_503_locally(
-    ready_pool: ReadyPool, members: dict[str, Responder], redis_server: RedisServer
+    ready_pool: ReadyPool, members: dict[str, Responder], redis_server: Redis
 ) -> None:
     proxy, _ = ready_pool("open")
     redis_server.stop()
@@ -151,7 +151,7 @@ def test_request_for_one_member_follows_that_members_verdict(
 
 
 def test_redis_commands_from_the_pool_poller_do_not_grow_with_sip_traffic(
-    ready_pool: ReadyPool, members: dict[str, Responder], redis_server: RedisServer
+    ready_pool: ReadyPool, members: dict[str, Responder], redis_server: Redis
 ) -> None:
     """One EVAL per poll, idle or busy (the full measurement is `python -m bench --only pool`)."""
     proxy, _ = ready_pool("closed")

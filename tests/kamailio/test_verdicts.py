@@ -6,6 +6,7 @@ import signal
 import uuid
 from pathlib import Path
 
+from testbed.waiting import wait_until
 from tests.kamailio.conftest import StartProxy
 from tests.kamailio.harness import (
     BreakerHash,
@@ -16,7 +17,6 @@ from tests.kamailio.harness import (
     udp_rx_queue,
 )
 from tests.kamailio.sip import SipClient
-from tests.support.procs import wait_until
 
 
 def test_closed_forwards_every_presence_request(

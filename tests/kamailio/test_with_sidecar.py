@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from testbed.redis import Redis
 from tests.kamailio.conftest import StartProxy
 from tests.kamailio.harness import Kamailio, Responder
 from tests.kamailio.sip import SipClient
-from tests.support.procs import RedisServer
 from tests.support.sidecar import Sidecar
 
 INTERVAL, TIMEOUT, FALL = 0.2, 0.1, 3
@@ -22,7 +22,7 @@ SLACK = 0.7  # scheduling slack on a busy 2-core machine
 
 @pytest.fixture
 def chain(
-    tmp_path: Path, responder: Responder, redis_server: RedisServer, start_proxy: StartProxy
+    tmp_path: Path, responder: Responder, redis_server: Redis, start_proxy: StartProxy
 ) -> Iterator[tuple[Sidecar, Kamailio]]:
     target = f"sip:127.0.0.1:{responder.port};transport=udp"
     (tmp_path / "sidecar").mkdir()

@@ -13,7 +13,7 @@ import dns.message
 import pytest
 
 from lab._dns import CARRIER_DOMAIN, PRESENCE_SERVICE, Policer, dnsmasq_argv
-from lab._procs import LOOPBACK, Child, await_ready, free_port
+from testbed.procs import LOOPBACK, Child, await_ready, free_port
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.procs import run_ok
+from tests.support.run import run_ok
 
 # `make lab` as a developer runs it: `python -m lab` from the checkout
 LAB = [sys.executable, "-m", "lab"]

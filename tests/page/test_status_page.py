@@ -16,10 +16,11 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
+from testbed.redis import Redis
+from testbed.waiting import wait_until
 from tests.cli.harness import Standin
 from tests.support.browser import chromium
 from tests.support.fleet import FleetSidecar, sip_target
-from tests.support.procs import RedisServer, wait_until
 from tests.support.sidecar import TOKEN
 
 NAMES = ("presence", "voicemail", "blf")
@@ -45,7 +46,7 @@ def standins(workdir: Path) -> Iterator[dict[str, Standin]]:
 
 @pytest.fixture(scope="module")
 def sidecar(
-    workdir: Path, module_redis: RedisServer, standins: dict[str, Standin]
+    workdir: Path, module_redis: Redis, standins: dict[str, Standin]
 ) -> Iterator[FleetSidecar]:
     targets = {name: sip_target(s.port) for name, s in standins.items()}
     # a long ramp keeps the thawed breaker visibly half open for the screenshot
@@ -169,7 +170,7 @@ def test_force_button_asks_for_a_token_and_history_names_the_actor(
 
 def test_page_asks_for_a_read_token_when_open_reads_is_off(
     workdir: Path,
-    module_redis: RedisServer,
+    module_redis: Redis,
     standins: dict[str, Standin],
     browser: webdriver.Chrome,
 ) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from breaker._config import BreakerConfig
 from breaker.probes import SipProbe
-from tests.support.sip_standin import SipStandin
+from testbed.sip_standin import SipStandin
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 
 from breaker._config import parse_target
 from breaker.probes import SipProbe, SipResolver, TcpProbe
+from testbed.sip_standin import SipStandin
 from tests.probes.helpers import TIMEOUT, expect, explain, make_cfg
 from tests.support.dns_standin import DnsStandin
-from tests.support.sip_standin import SipStandin
 
 ProbeFactory = Callable[..., SipProbe]
 

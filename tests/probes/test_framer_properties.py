@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from breaker.probes import SipProbe
 from breaker.probes._framing import FramingError, StreamFramer
 from breaker.probes._sipmsg import SipRequest, parse_response
+from testbed.sip_standin import SipStandin
 from tests.probes.helpers import expect, forged, make_cfg
-from tests.support.sip_standin import SipStandin
 
 OTHER_HEADERS = [
     "Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKabc;rport=5060",

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from breaker.probes import HttpProbe
+from testbed.procs import free_port
 from tests.probes.helpers import SLACK, TIMEOUT, expect, explain, make_cfg
-from tests.support.procs import free_port
 
 REASONS = {200: "OK", 204: "No Content", 503: "Service Unavailable"}
 

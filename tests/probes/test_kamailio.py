@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from breaker.probes import SipProbe
+from testbed.procs import Child, free_port
 from tests.probes.helpers import expect, explain, make_cfg
-from tests.support.procs import Proc, free_port_both
 
 ProbeFactory = Callable[..., SipProbe]
 
@@ -65,15 +65,15 @@ request_route {{
 class Kamailio:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.port = free_port_both()
+        self.port = free_port()
         self.config = workdir / "kamailio.cfg"
         self.config.write_text(CONFIG.format(port=self.port, modules=MODULES))
-        self.proc: Proc | None = None
+        self.proc: Child | None = None
 
     async def start(self) -> None:
         argv = ["kamailio", "-f", str(self.config), "-DD", "-E", "-m", "32", "-M", "4",
                 "-Y", str(self.workdir)]  # fmt: skip
-        self.proc = Proc(argv, self.workdir / "kamailio.log", cwd=self.workdir)
+        self.proc = Child(argv, self.workdir / "kamailio.log", cwd=self.workdir)
         ready = SipProbe(make_cfg(f"sip:127.0.0.1:{self.port}"))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10

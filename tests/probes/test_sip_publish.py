@@ -8,8 +8,8 @@ import pytest
 
 from breaker._config import BreakerConfig
 from breaker.probes import SipProbe
+from testbed.sip_standin import SipStandin
 from tests.probes.helpers import expect, explain, make_cfg
-from tests.support.sip_standin import SipStandin
 
 ProbeFactory = Callable[..., SipProbe]
 

@@ -9,8 +9,8 @@ import pytest
 from breaker._config import BreakerConfig
 from breaker.probes import SipProbe
 from breaker.probes._sipmsg import SipRequest, parse_cseq
+from testbed.sip_standin import SipStandin
 from tests.probes.helpers import eventually, expect, explain, forged, make_cfg
-from tests.support.sip_standin import SipStandin
 
 ProbeFactory = Callable[..., SipProbe]
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 
 from breaker.probes import SipProbe
+from testbed.procs import free_port
+from testbed.sip_standin import SipStandin
 from tests.probes.helpers import eventually, expect, explain, make_cfg
-from tests.support.procs import free_port
-from tests.support.sip_standin import SipStandin
 
 ProbeFactory = Callable[..., SipProbe]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from breaker.probes import SipProbe
+from testbed.sip_standin import SipStandin
 from tests.probes.helpers import expect, explain, make_cfg
-from tests.support.sip_standin import SipStandin
 from tests.support.tls import self_signed
 
 ProbeFactory = Callable[..., SipProbe]

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 
 from breaker.probes import SipProbe
+from testbed.sip_standin import SipStandin
 from tests.probes.helpers import SLACK, TIMEOUT, expect, explain, make_cfg
-from tests.support.sip_standin import SipStandin
 
 ProbeFactory = Callable[..., SipProbe]
 

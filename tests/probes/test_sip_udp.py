@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 
@@ -10,9 +9,9 @@ import pytest
 
 from breaker.probes import SipProbe
 from breaker.probes._sipmsg import parse_request
+from testbed.procs import free_port
+from testbed.sip_standin import SipStandin
 from tests.probes.helpers import TIMEOUT, expect, explain, make_cfg
-from tests.support.procs import free_port
-from tests.support.sip_standin import SipStandin
 
 ProbeFactory = Callable[..., SipProbe]
 
@@ -41,7 +40,7 @@ async def test_answer_slower_than_slow_threshold_is_slow(
 
 
 async def test_closed_udp_port_is_icmp_unreachable_before_timeout(sip_probe: ProbeFactory) -> None:
-    port = free_port(kind=socket.SOCK_DGRAM)
+    port = free_port()
     started = time.monotonic()
     result = await sip_probe(make_cfg(f"sip:127.0.0.1:{port}")).check()
     elapsed = time.monotonic() - started

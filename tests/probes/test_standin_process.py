@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from breaker.probes import SipProbe
+from testbed.procs import Child, free_port
 from tests.probes.helpers import eventually, expect, make_cfg
-from tests.support.procs import Proc, free_port_both
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,11 +22,11 @@ def counts(path: Path) -> dict[str, object]:
 
 
 async def test_sigstop_freezes_and_sigcont_resumes_the_standalone_standin(tmp_path: Path) -> None:
-    port = free_port_both()
+    port = free_port()
     count_file = tmp_path / "counts.json"
-    argv = [sys.executable, "-m", "tests.support.sip_standin", "--port", str(port), "--tcp",
+    argv = [sys.executable, "-m", "testbed.sip_standin", "--port", str(port), "--tcp",
             "--count-file", str(count_file)]  # fmt: skip
-    proc = Proc(argv, tmp_path / "standin.log", cwd=ROOT)
+    proc = Child(argv, tmp_path / "standin.log", cwd=ROOT)
     udp = SipProbe(make_cfg(f"sip:127.0.0.1:{port}"))
     tcp = SipProbe(make_cfg(f"sip:127.0.0.1:{port};transport=tcp"))
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from breaker.probes import TcpProbe
+from testbed.procs import free_port
 from tests.probes.helpers import expect, explain, make_cfg
-from tests.support.procs import free_port
 
 
 async def test_open_port_is_ok() -> None:

@@ -14,14 +14,15 @@ import pytest
 from breaker.api import TokenRegistry, create_app
 from breaker.core import State
 from breaker.service import Service
-from tests.support.procs import RedisServer, free_port
+from testbed.procs import free_port
+from testbed.redis import Redis
+from testbed.waiting import eventually
 from tests.support.scripted import ScriptedProbes, settings_for
-from tests.support.waiting import eventually
 
 KEY = "breaker:{presence}"
 
 
-def field(server: RedisServer, name: str, key: str = KEY) -> str:
+def field(server: Redis, name: str, key: str = KEY) -> str:
     try:
         return server.cli("HGET", key, name)
     except Exception:
@@ -37,7 +38,7 @@ def records(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.LogR
 
 
 @pytest.fixture
-async def service(redis_server: RedisServer) -> AsyncIterator[Service]:
+async def service(redis_server: Redis) -> AsyncIterator[Service]:
     svc = Service(settings_for(redis_server.url), probe_factory=ScriptedProbes())
     await svc.start()
     try:
@@ -50,7 +51,7 @@ async def service(redis_server: RedisServer) -> AsyncIterator[Service]:
 
 
 async def test_garbage_passive_counters_are_ignored_and_never_latch_open(
-    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    redis_server: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = settings_for(redis_server.url, passive_failure_ratio=0.5, passive_min_requests=1)
     svc = Service(settings, probe_factory=ScriptedProbes())
@@ -82,7 +83,7 @@ async def test_garbage_passive_counters_are_ignored_and_never_latch_open(
 
 
 async def test_non_float_since_in_the_stored_hash_does_not_stop_the_publisher(
-    redis_server: RedisServer,
+    redis_server: Redis,
 ) -> None:
     redis_server.cli("HSET", KEY, "since", "yesterday", "epoch", "3", "state", "closed")
     redis_server.cli("HSET", KEY, "forced", "open", "forced_until", "not-a-time")
@@ -101,7 +102,7 @@ async def test_non_float_since_in_the_stored_hash_does_not_stop_the_publisher(
 
 
 async def test_a_task_that_keeps_crashing_is_restarted_counted_and_reported(
-    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    redis_server: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = settings_for(redis_server.url, passive_failure_ratio=0.5)
     svc = Service(settings, probe_factory=ScriptedProbes())
@@ -137,7 +138,7 @@ async def test_a_task_that_keeps_crashing_is_restarted_counted_and_reported(
 
 
 async def test_a_foreign_edit_of_the_verdict_is_repaired_within_one_interval(
-    service: Service, redis_server: RedisServer
+    service: Service, redis_server: Redis
 ) -> None:
     await eventually(lambda: field(redis_server, "state") == "closed", what="first write")
     await asyncio.sleep(0.3)  # let the publisher settle into refresh-only writes
@@ -151,7 +152,7 @@ async def test_a_foreign_edit_of_the_verdict_is_repaired_within_one_interval(
 
 
 async def test_a_wrong_type_key_of_one_breaker_does_not_stop_the_others(
-    redis_server: RedisServer,
+    redis_server: Redis,
 ) -> None:
     settings = settings_for(redis_server.url)
     other = settings.breakers[0].model_copy(update={"name": "other"})
@@ -186,7 +187,7 @@ async def test_a_wrong_type_key_of_one_breaker_does_not_stop_the_others(
     ids=["read-only replica", "out of memory", "no permission"],
 )
 async def test_redis_refusals_are_classified_logged_once_and_redis_up_does_not_flap(
-    redis_server: RedisServer, caplog: pytest.LogCaptureFixture, setup: object, kind: str
+    redis_server: Redis, caplog: pytest.LogCaptureFixture, setup: object, kind: str
 ) -> None:
     setup(redis_server)  # type: ignore[operator]
     svc = Service(settings_for(redis_server.url), probe_factory=ScriptedProbes())

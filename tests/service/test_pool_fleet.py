@@ -6,9 +6,9 @@ from __future__ import annotations
 from breaker._config import ClusterConfig, Settings
 from breaker.core import State
 from breaker.service import Service
-from tests.support.procs import RedisServer
+from testbed.redis import Redis
+from testbed.waiting import eventually
 from tests.support.scripted import ScriptedProbes
-from tests.support.waiting import eventually
 
 MEMBERS = ("presence-a", "presence-b", "presence-c")
 POOL = "breaker:{presence}"
@@ -28,14 +28,14 @@ def pool_settings(redis_url: str, observer: str) -> Settings:
     )
 
 
-def pool_events(redis: RedisServer) -> list[str]:
+def pool_events(redis: Redis) -> list[str]:
     """`from>to` of each transition in the pool's audit stream, oldest first."""
     lines = redis.cli("XRANGE", f"{POOL}:log", "-", "+").splitlines()
     return [f"{lines[i + 1]}>{lines[i + 3]}" for i, v in enumerate(lines) if v == "from"]
 
 
 async def test_two_sidecars_derive_one_pool_verdict_with_one_event_per_change(
-    redis_server: RedisServer,
+    redis_server: Redis,
 ) -> None:
     probes = {o: ScriptedProbes() for o in ("a", "b")}
     services = [

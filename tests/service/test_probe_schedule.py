@@ -14,9 +14,9 @@ import pytest
 from breaker._config import BreakerConfig
 from breaker.core import State
 from breaker.service import Service
-from tests.support.procs import RedisServer
+from testbed.redis import Redis
+from testbed.waiting import eventually
 from tests.support.scripted import ScriptedProbe, ScriptedProbes, settings_for
-from tests.support.waiting import eventually
 
 
 class TimedProbes(ScriptedProbes):
@@ -42,7 +42,7 @@ Running = Callable[..., Any]
 
 
 @pytest.fixture
-async def start(redis_server: RedisServer) -> AsyncIterator[Running]:
+async def start(redis_server: Redis) -> AsyncIterator[Running]:
     services: list[Service] = []
 
     async def run(probes: ScriptedProbes, **breaker: Any) -> Service:
@@ -75,7 +75,7 @@ async def test_a_failed_probe_is_confirmed_at_fast_interval_not_interval(start: 
 
 
 async def test_failing_passive_windows_open_the_breaker_between_probes(
-    start: Running, redis_server: RedisServer
+    start: Running, redis_server: Redis
 ) -> None:
     """Probes keep succeeding (every 5 s); Kamailio's counters show every request failing."""
     probes = ScriptedProbes()

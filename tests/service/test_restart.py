@@ -11,21 +11,21 @@ import redis.asyncio as aioredis
 from breaker._config import ClusterConfig, Settings
 from breaker.core import State
 from breaker.service import Service
-from tests.support.procs import RedisServer
+from testbed.redis import Redis
+from testbed.waiting import eventually
 from tests.support.scripted import ScriptedProbes, settings_for
-from tests.support.waiting import eventually
 
 KEY = "breaker:{presence}"
 
 
-def field(server: RedisServer, name: str) -> str:
+def field(server: Redis, name: str) -> str:
     try:
         return server.cli("HGET", KEY, name)
     except Exception:
         return ""
 
 
-async def states_during(server: RedisServer, seconds: float) -> list[tuple[str, str]]:
+async def states_during(server: Redis, seconds: float) -> list[tuple[str, str]]:
     """(state, admit) as often as Redis answers, without blocking the service's loop."""
     client = aioredis.Redis.from_url(server.url, decode_responses=True)
     seen: list[tuple[str, str]] = []
@@ -41,7 +41,7 @@ async def states_during(server: RedisServer, seconds: float) -> list[tuple[str, 
 
 
 async def test_force_and_epoch_survive_a_restart_after_the_hash_expired(
-    redis_server: RedisServer,
+    redis_server: Redis,
 ) -> None:
     settings = settings_for(redis_server.url)
     first = Service(settings, probe_factory=ScriptedProbes())
@@ -78,7 +78,7 @@ def voting(settings: Settings, cluster: bool) -> Settings:
 
 @pytest.mark.parametrize("cluster", [False, True], ids=["alone", "observer"])
 async def test_a_restart_during_an_outage_never_publishes_closed(
-    redis_server: RedisServer, cluster: bool
+    redis_server: Redis, cluster: bool
 ) -> None:
     settings = voting(settings_for(redis_server.url), cluster)
     probes = ScriptedProbes()
@@ -103,7 +103,7 @@ async def test_a_restart_during_an_outage_never_publishes_closed(
 
 @pytest.mark.parametrize("cluster", [False, True], ids=["alone", "observer"])
 async def test_a_restart_during_half_open_resumes_the_ramp(
-    redis_server: RedisServer, cluster: bool
+    redis_server: Redis, cluster: bool
 ) -> None:
     settings = voting(settings_for(redis_server.url, slow_start=4.0), cluster)
     probes = ScriptedProbes()

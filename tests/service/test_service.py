@@ -11,13 +11,13 @@ import pytest
 
 from breaker.core import State
 from breaker.service import Service
-from tests.support.procs import RedisServer
+from testbed.redis import Redis
+from testbed.waiting import eventually
 from tests.support.scripted import ScriptedProbes, settings_for
-from tests.support.waiting import eventually
 
 
 @pytest.fixture
-async def running(redis_server: RedisServer) -> AsyncIterator[tuple[Service, ScriptedProbes]]:
+async def running(redis_server: Redis) -> AsyncIterator[tuple[Service, ScriptedProbes]]:
     probes = ScriptedProbes()
     service = Service(settings_for(redis_server.url), probe_factory=probes)
     await service.start()
@@ -27,7 +27,7 @@ async def running(redis_server: RedisServer) -> AsyncIterator[tuple[Service, Scr
         await service.stop()
 
 
-def hash_field(server: RedisServer, field: str) -> str:
+def hash_field(server: Redis, field: str) -> str:
     try:
         return server.cli("HGET", "breaker:{presence}", field)
     except Exception:
@@ -35,7 +35,7 @@ def hash_field(server: RedisServer, field: str) -> str:
 
 
 async def test_failing_probes_open_the_breaker_in_redis(
-    running: tuple[Service, ScriptedProbes], redis_server: RedisServer
+    running: tuple[Service, ScriptedProbes], redis_server: Redis
 ) -> None:
     _, probes = running
     await eventually(lambda: hash_field(redis_server, "state") == "closed", what="closed in Redis")
@@ -46,7 +46,7 @@ async def test_failing_probes_open_the_breaker_in_redis(
 
 
 async def test_recovery_ramps_then_closes(
-    running: tuple[Service, ScriptedProbes], redis_server: RedisServer
+    running: tuple[Service, ScriptedProbes], redis_server: Redis
 ) -> None:
     _, probes = running
     probes.by_name["presence"].ok = False
@@ -64,7 +64,7 @@ async def test_recovery_ramps_then_closes(
 
 
 async def test_redis_restart_publishes_the_force_and_the_net_change_once(
-    running: tuple[Service, ScriptedProbes], redis_server: RedisServer
+    running: tuple[Service, ScriptedProbes], redis_server: Redis
 ) -> None:
     """While Redis is away nothing is queued: when it returns, the first vote publishes
     what changed meanwhile, one event per change of the published verdict."""
@@ -89,7 +89,7 @@ async def test_redis_restart_publishes_the_force_and_the_net_change_once(
 
 
 async def test_an_epoch_left_in_redis_is_adopted_not_rolled_back(
-    running: tuple[Service, ScriptedProbes], redis_server: RedisServer
+    running: tuple[Service, ScriptedProbes], redis_server: Redis
 ) -> None:
     service, probes = running
     await eventually(lambda: hash_field(redis_server, "state") == "closed", what="first write")
@@ -100,7 +100,7 @@ async def test_an_epoch_left_in_redis_is_adopted_not_rolled_back(
     assert hash_field(redis_server, "epoch") == "501", "the next change must count on from 500"
 
 
-async def test_force_expiry_is_noticed_without_a_probe(redis_server: RedisServer) -> None:
+async def test_force_expiry_is_noticed_without_a_probe(redis_server: Redis) -> None:
     service = Service(
         settings_for(redis_server.url, interval=5.0, timeout=0.5), probe_factory=ScriptedProbes()
     )
@@ -118,7 +118,7 @@ async def test_force_expiry_is_noticed_without_a_probe(redis_server: RedisServer
 
 
 async def test_redis_down_at_start_does_not_stop_probing(tmp_path: Path) -> None:
-    server = RedisServer(tmp_path)  # not started
+    server = Redis(tmp_path)  # not started
     probes = ScriptedProbes()
     service = Service(settings_for(server.url), probe_factory=probes)
     await service.start()
@@ -137,7 +137,7 @@ async def test_redis_down_at_start_does_not_stop_probing(tmp_path: Path) -> None
 
 
 async def test_hash_deleted_behind_our_back_is_rewritten_whole(
-    running: tuple[Service, ScriptedProbes], redis_server: RedisServer
+    running: tuple[Service, ScriptedProbes], redis_server: Redis
 ) -> None:
     await eventually(lambda: hash_field(redis_server, "state") == "closed", what="first write")
     redis_server.cli("DEL", "breaker:{presence}")
@@ -146,7 +146,7 @@ async def test_hash_deleted_behind_our_back_is_rewritten_whole(
 
 
 async def test_a_probe_that_raises_counts_as_a_failure_and_probing_goes_on(
-    redis_server: RedisServer,
+    redis_server: Redis,
 ) -> None:
     probes = ScriptedProbes()
     service = Service(settings_for(redis_server.url), probe_factory=probes)

@@ -9,7 +9,7 @@ from breaker import core
 from breaker._config import RedisConfig
 from breaker.core import State, Verdict
 from breaker.store import PoolItem, PoolOutcome, RedisStore
-from tests.support.procs import RedisServer
+from testbed.redis import Redis
 
 MEMBERS = ("m0", "m1", "m2")
 # (state, admit, retry_after) a member can publish; None: its hash is missing
@@ -35,7 +35,7 @@ async def derive(store: RedisStore, min_healthy: int, pool: str = "presence") ->
 
 
 async def test_the_script_derives_what_the_core_derives_for_every_member_mix(
-    redis_server: RedisServer,
+    redis_server: Redis,
 ) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
     try:
@@ -60,7 +60,7 @@ async def test_the_script_derives_what_the_core_derives_for_every_member_mix(
 
 
 async def test_several_sidecars_deriving_one_pool_write_one_event_per_change(
-    redis_server: RedisServer,
+    redis_server: Redis,
 ) -> None:
     stores = [RedisStore(RedisConfig(url=redis_server.url)) for _ in range(3)]
     try:
@@ -83,7 +83,7 @@ async def test_several_sidecars_deriving_one_pool_write_one_event_per_change(
 
 
 async def test_a_pool_epoch_survives_its_hash_and_a_foreign_edit_is_rewritten(
-    redis_server: RedisServer,
+    redis_server: Redis,
 ) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
     try:

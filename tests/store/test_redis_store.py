@@ -11,20 +11,22 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from breaker import core
 from breaker._config import RedisConfig
 from breaker._errors import StoreUnavailable
-from breaker import core
 from breaker.core import State
 from breaker.store import ForceOp, RedisStore, state_key, stored_from_fields
 from breaker.store._contract import verdict_fields
+from testbed.procs import Child, free_port, port_open
+from testbed.redis import Redis
+from testbed.waiting import wait_until
 from tests.store.votes import cast, vote
-from tests.support.procs import Proc, RedisServer, free_port, port_open, wait_until
 from tests.support.tls import self_signed
 
 DOC = Path(__file__).parents[2] / "docs" / "redis-contract.md"
 
 
-async def test_a_vote_sets_every_contract_field_with_ttl(redis_server: RedisServer) -> None:
+async def test_a_vote_sets_every_contract_field_with_ttl(redis_server: Redis) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
     await cast(store, vote("a", State.OPEN, ttl=3.0))
     stored = await store.read_state("presence")
@@ -35,7 +37,7 @@ async def test_a_vote_sets_every_contract_field_with_ttl(redis_server: RedisServ
     await store.aclose()
 
 
-async def test_contract_doc_lists_every_hash_field(redis_server: RedisServer) -> None:
+async def test_contract_doc_lists_every_hash_field(redis_server: Redis) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
     await cast(store, vote("a", State.CLOSED))
     fields = set(await store.read_state("presence"))
@@ -50,7 +52,7 @@ async def test_contract_doc_lists_every_hash_field(redis_server: RedisServer) ->
     await store.aclose()
 
 
-async def test_an_epoch_left_in_the_hash_is_never_rolled_back(redis_server: RedisServer) -> None:
+async def test_an_epoch_left_in_the_hash_is_never_rolled_back(redis_server: Redis) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
     await cast(store, vote("a", State.CLOSED))
     redis_server.cli("HSET", "breaker:{presence}", "epoch", "500")
@@ -61,7 +63,7 @@ async def test_an_epoch_left_in_the_hash_is_never_rolled_back(redis_server: Redi
     await store.aclose()
 
 
-async def test_events_go_to_stream_and_channel(redis_server: RedisServer) -> None:
+async def test_events_go_to_stream_and_channel(redis_server: Redis) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
     listener = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     pubsub = listener.pubsub()
@@ -80,7 +82,7 @@ async def test_events_go_to_stream_and_channel(redis_server: RedisServer) -> Non
     await store.aclose()
 
 
-async def test_history_is_newest_first_and_filters_by_time(redis_server: RedisServer) -> None:
+async def test_history_is_newest_first_and_filters_by_time(redis_server: Redis) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
     force = ForceOp("set", State.OPEN, 60, "alice", "upgrade")
     await cast(store, vote("a", State.CLOSED, force_op=force))
@@ -102,7 +104,7 @@ async def test_unreachable_redis_raises_store_unavailable_quickly() -> None:
 
 
 async def test_password_from_url_authenticates(tmp_path: Path) -> None:
-    server = RedisServer(tmp_path, password="s3cret-pass-word").start()
+    server = Redis(tmp_path, password="s3cret-pass-word").start()
     try:
         store = RedisStore(RedisConfig(url=server.url))
         await store.ping()
@@ -117,7 +119,7 @@ async def test_password_from_url_authenticates(tmp_path: Path) -> None:
 
 
 async def test_password_file_authenticates(tmp_path: Path) -> None:
-    server = RedisServer(tmp_path, password="from-a-file-123").start()
+    server = Redis(tmp_path, password="from-a-file-123").start()
     try:
         secret = tmp_path / "redis.pass"
         secret.write_text("from-a-file-123\n")
@@ -136,7 +138,7 @@ def test_state_key_uses_a_cluster_hash_tag() -> None:
 async def test_rediss_with_ca_file_connects_over_tls(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     port = free_port()
-    server = Proc(
+    server = Child(
         ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
          "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
          "--tls-auth-clients", "no", "--save", "", "--dir", str(tmp_path)],
@@ -155,7 +157,7 @@ async def test_rediss_with_ca_file_connects_over_tls(tmp_path: Path) -> None:
         server.stop()
 
 
-async def test_every_vote_renews_updated_and_the_ttl(redis_server: RedisServer) -> None:
+async def test_every_vote_renews_updated_and_the_ttl(redis_server: Redis) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
     await cast(store, vote("a", State.CLOSED, ttl=3.0))
     first = float((await store.read_state("presence"))["updated"])
@@ -169,7 +171,7 @@ async def test_every_vote_renews_updated_and_the_ttl(redis_server: RedisServer) 
 
 
 async def test_a_wrong_type_key_fails_only_its_own_breaker_and_is_repaired(
-    redis_server: RedisServer,
+    redis_server: Redis,
 ) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
     redis_server.cli("SET", "breaker:{x}", "1")
@@ -183,7 +185,7 @@ async def test_a_wrong_type_key_fails_only_its_own_breaker_and_is_repaired(
     await store.aclose()
 
 
-async def test_forces_and_epoch_outlive_the_verdict_hash(redis_server: RedisServer) -> None:
+async def test_forces_and_epoch_outlive_the_verdict_hash(redis_server: Redis) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
     force = ForceOp("set", State.OPEN, 3600, "alice", "upgrade")
     await cast(store, vote("a", State.CLOSED, force_op=force))
@@ -201,7 +203,7 @@ async def test_forces_and_epoch_outlive_the_verdict_hash(redis_server: RedisServ
 
 
 async def test_meta_of_a_breaker_gone_from_every_config_is_cleaned_up(
-    redis_server: RedisServer,
+    redis_server: Redis,
 ) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
     await store.vote([vote("a", State.CLOSED, name=n) for n in ("presence", "old", "elsewhere")])
@@ -214,7 +216,7 @@ async def test_meta_of_a_breaker_gone_from_every_config_is_cleaned_up(
 
 
 async def test_garbage_passive_counters_raise_value_error_not_store_unavailable(
-    redis_server: RedisServer,
+    redis_server: Redis,
 ) -> None:
     store = RedisStore(RedisConfig(url=redis_server.url))
     redis_server.cli("HSET", "breaker:{presence}:passive", "forwarded", "lots", "failed", "1")

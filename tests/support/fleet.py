@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from testbed.procs import Child
+from testbed.redis import Redis
 from testbed.sip_standin import StandinProcess
-from tests.support.procs import Proc, RedisServer, wait_until
+from testbed.waiting import wait_until
 from tests.support.sidecar import Sidecar
 
 
-def start_standin(workdir: Path) -> tuple[Proc, int]:
+def start_standin(workdir: Path) -> tuple[Child, int]:
     """A SIP stand-in (answers OPTIONS) on a fresh loopback port."""
     standin = StandinProcess(workdir)
     return standin.proc, standin.port
@@ -48,7 +50,7 @@ class FleetSidecar(Sidecar):
 
 
 def states_while_partitioned(
-    redis: RedisServer, frozen: Proc, observer: str, window: float, key: str = "breaker:{presence}"
+    redis: Redis, frozen: Child, observer: str, window: float, key: str = "breaker:{presence}"
 ) -> set[str]:
     """SIGSTOP `frozen` (the stand-in only `observer` probes), wait for that observer's
     open vote, then collect the published states for `window` seconds; resumes it."""

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
+from testbed.procs import free_port
 from tests.kamailio.harness import PROXY_CFG, Kamailio, proxy_defines
-from tests.support.procs import free_port_both
 
 _LINE = re.compile(r"^(kamailio_\w+)\s*(?:\{([^}]*)\})?\s+(\S+)")
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
@@ -32,7 +32,7 @@ def value(port: int, metric: str, **labels: str) -> float | None:
 
 def metrics_proxy(rundir: Path, presence_port: int, redis_port: int, metrics_port: int) -> Kamailio:
     """The shipped proxy with -A WITH_METRICS, /metrics on metrics_port (not started)."""
-    port = free_port_both()
+    port = free_port()
     defines = proxy_defines(
         port,
         presence_port,

@@ -14,8 +14,8 @@ from typing import Any, Self
 import httpx
 import yaml
 
-from testbed.procs import Started
-from tests.support.procs import Proc, free_port, wait_until
+from testbed.procs import Child, Started, free_port
+from testbed.waiting import wait_until
 
 PROMETHEUS = "/usr/bin/prometheus"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
@@ -32,7 +32,7 @@ def shorten_for(rules: Path, target: Path, duration: str) -> Path:
     return target
 
 
-def _ready(url: str, proc: Proc, what: str) -> bool:
+def _ready(url: str, proc: Child, what: str) -> bool:
     if not proc.alive():
         raise AssertionError(f"{what} exited:\n{proc.output()[-3000:]}")
     try:
@@ -55,14 +55,14 @@ class _Daemon(Started):
         workdir.mkdir(parents=True, exist_ok=True)
         self.config = workdir / f"{self.name}.yml"
         self.config.write_text(yaml.safe_dump(config))
-        self.proc: Proc | None = None
+        self.proc: Child | None = None
 
     def flags(self) -> list[str]:
         return []
 
     def start(self) -> Self:
         argv = [self.binary, f"--config.file={self.config}", *self.flags(), "--log.level=warn"]
-        self.proc = proc = Proc(argv, self.workdir / f"{self.name}.log")
+        self.proc = proc = Child(argv, self.workdir / f"{self.name}.log")
         ready = f"http://{self.address}/-/ready"
         wait_until(lambda: _ready(ready, proc, self.name), 30, what=self.name)
         return self

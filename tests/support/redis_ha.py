@@ -17,13 +17,15 @@ from typing import Any
 
 import redis
 
-from tests.support.procs import Proc, RedisServer, free_port, port_open, wait_until
+from testbed.procs import Child, free_port, port_open
+from testbed.redis import Redis
+from testbed.waiting import wait_until
 
 MASTER_NAME = "breaker"
 
 
-def _server(workdir: Path, port: int, *extra: str) -> RedisServer:
-    return RedisServer(workdir, port).start(*extra)
+def _server(workdir: Path, port: int, *extra: str) -> Redis:
+    return Redis(workdir, port).start(*extra)
 
 
 def _cli(port: int, *args: str, timeout: float = 20) -> str:
@@ -60,8 +62,8 @@ class SentinelSet:
         self.sentinel_password = sentinel_password
         self.data_ports = [free_port(), free_port()]
         self.sentinel_ports = [free_port() for _ in range(3)]
-        self.data: dict[int, RedisServer] = {}
-        self.sentinels: list[Proc] = []
+        self.data: dict[int, Redis] = {}
+        self.sentinels: list[Child] = []
 
     @property
     def url(self) -> str:
@@ -137,7 +139,7 @@ class SentinelSet:
                     f"sentinel sentinel-pass {self.sentinel_password}",
                 ]
             conf.write_text("\n".join(lines) + "\n")
-            self.sentinels.append(Proc(["redis-sentinel", str(conf)], conf.parent / "log"))
+            self.sentinels.append(Child(["redis-sentinel", str(conf)], conf.parent / "log"))
         for port in self.sentinel_ports:
             wait_until(lambda: self._sentinel_sees_all(port), 20, what=f"sentinel {port} ready")
         return self
@@ -207,7 +209,7 @@ class ClusterSet:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.ports = [free_port() for _ in range(3)]
-        self.nodes: list[RedisServer] = []
+        self.nodes: list[Redis] = []
 
     @property
     def url(self) -> str:
