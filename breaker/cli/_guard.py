@@ -3,7 +3,8 @@
 The work is in breaker.guard; this only reads options. Exit codes (docs/guard.md):
 COMMAND's own, or 69 state unknown / 73 locked / 75 breaker open (not started),
 79 / 80 stopped because the breaker opened / the state stayed unknown, 126/127
-command not runnable / not found, 2 usage or configuration error.
+command not runnable / not found, 2 usage or configuration error, 128 + N signal N
+came before the job started.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def _say(line: str) -> None:
         "Exit codes: COMMAND's own; 75 breaker open, 73 another instance holds the lock, "
         "69 state unknown (none of these started COMMAND); 79 stopped because the breaker "
         "opened; 80 stopped because the state stayed unknown or the lock was lost; "
-        "126/127 COMMAND not runnable/not found; 2 usage error."
+        "126/127 COMMAND not runnable/not found; 2 usage error; 128+N SIGINT/SIGTERM/SIGHUP "
+        "before COMMAND started (not started)."
     ),
 )
 def guard(
@@ -105,7 +107,8 @@ def guard(
     """Run COMMAND only while breaker NAME lets traffic through; stop it if it opens.
 
     One instance at a time (a Redis lock), stdin/stdout/stderr passed through,
-    SIGINT/SIGTERM forwarded to the job's process group.
+    SIGINT/SIGTERM/SIGHUP forwarded to the job's process group (before it started:
+    not started, exit 128 + N).
     """
     if not command:
         raise typer.BadParameter("give the job after --", param_hint="COMMAND")

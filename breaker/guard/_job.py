@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from breaker.guard._prctl import become_subreaper, die_with_parent
 
@@ -24,10 +24,18 @@ class Job:
     container init that reaps slowly or never.
     """
 
-    def __init__(self, argv: Sequence[str]) -> None:
+    def __init__(self, argv: Sequence[str], child_setup: Callable[[], None] | None = None) -> None:
+        """`child_setup` runs in the child after setsid, before exec (and before the
+        die-with-the-guard set-up)."""
         become_subreaper()
+        steps = [step for step in (child_setup, die_with_parent()) if step is not None]
+
+        def preexec() -> None:
+            for step in steps:
+                step()
+
         self._popen = subprocess.Popen(  # stdin/stdout/stderr inherited: passed through
-            list(argv), start_new_session=True, preexec_fn=die_with_parent()
+            list(argv), start_new_session=True, preexec_fn=preexec
         )
         self.pid = self.group = self._popen.pid
         self.status: int | None = None  # as a shell reports it, once the leader exited

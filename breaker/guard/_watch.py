@@ -40,6 +40,7 @@ class Watch:
         self._feed = EventFeed(self._client, opts.name, self._wake.set, opts.prefix)
         self._feed_task: asyncio.Task[None] | None = None
         self._lock = JobLock(self._client, opts.lock_key, opts.lock_ttl) if opts.lock_key else None
+        self._acquiring: asyncio.Task[LockState] | None = None
         self._renew_at = 0.0
         self._unknown_since: float | None = None
         self._last: Decision | None = None
@@ -58,7 +59,10 @@ class Watch:
 
     async def _take_lock(self) -> None:
         assert self._lock is not None
-        state = await self._lock.acquire()
+        # shielded: a guard interrupted now must still learn whether it took the lock,
+        # so that close() releases it (else it would block the next run for --lock-ttl)
+        self._acquiring = asyncio.ensure_future(self._lock.acquire())
+        state = await asyncio.shield(self._acquiring)
         if state is LockState.BUSY:
             left = await self._lock.ttl_left()
             expires = f", expires in {left:.0f}s unless renewed" if left else ""
@@ -140,6 +144,8 @@ class Watch:
         if self._feed_task is not None:
             self._feed_task.cancel()
             await asyncio.wait([self._feed_task], timeout=STOP_WAIT)
+        if self._acquiring is not None:
+            await asyncio.wait([self._acquiring], timeout=STOP_WAIT)
         if self._lock is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2.0):

@@ -4,6 +4,7 @@ the half_open share can be staged exactly."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -201,3 +202,84 @@ def test_half_open_runs_a_job_whose_key_is_admitted_and_refuses_the_rest(
     assert refused.returncode == 75
     line = one_line(refused.stderr)
     assert f"presence is half_open at 40% (by hand) and key '{outside}' is outside" in line, line
+
+
+def _awaiting_accept(port: int) -> int:
+    """Connections to the listening `port` that its (frozen) server has not accepted."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        _, local, _, state, queues = line.split()[:5]
+        if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+            return int(queues.split(":")[1], 16)
+    return 0
+
+
+def test_signal_while_waiting_for_redis_exits_128_plus_n_without_starting_the_job(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Frozen Redis: the guard is stuck in its start-up reads when the signal comes."""
+    write_verdict(redis_server, "closed", 100)
+    marker = tmp_path / "ran"
+    assert redis_server.proc is not None
+    redis_server.proc.freeze()
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            guard = subprocess.Popen(
+                breaker_cmd("guard", "presence", "--", "touch", str(marker)),
+                env=env_for(redis_server),
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                wait_until(
+                    lambda: _awaiting_accept(redis_server.port) > 0,
+                    10,
+                    what="the guard to connect to the frozen Redis",
+                )
+                guard.send_signal(sig)
+                signalled = time.monotonic()
+                _, err = guard.communicate(timeout=10)
+            finally:
+                if guard.poll() is None:
+                    guard.kill()
+                    guard.wait()
+            took = time.monotonic() - signalled
+            name = signal.Signals(sig).name
+            assert guard.returncode == 128 + sig, (
+                f"expected exit {128 + sig} after {name}, got {guard.returncode}: {err}"
+            )
+            assert one_line(err) == f"breaker guard: {name} before the job started; not started"
+            assert not marker.exists(), f"the job must not start after {name}"
+            assert took < 2.5, f"the guard must give up the start-up at once, took {took:.1f}s"
+            redis_server.proc.thaw()  # let the frozen connections go before the next round
+            wait_until(
+                lambda: _awaiting_accept(redis_server.port) == 0, 5, what="Redis to catch up"
+            )
+            redis_server.proc.freeze()
+    finally:
+        redis_server.proc.thaw()
+
+
+def test_signal_the_moment_the_job_starts_is_forwarded_to_it(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The job signals its guard as its very first act: the guard must already be
+    listening, and pass the signal on, not die of it or drop it."""
+    write_verdict(redis_server, "closed", 100)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        name = signal.Signals(sig).name[3:]
+        script = f"kill -{name} $PPID; trap 'exit 3' {name}; while :; do sleep 0.05; done"
+        done = subprocess.run(
+            breaker_cmd("guard", "presence", "--no-lock", "--", "sh", "-c", script),
+            env=env_for(redis_server),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        # 3: the job's trap ran; 128 + N: the signal came before the trap was set
+        assert done.returncode in (3, 128 + sig), (
+            f"expected the job's own 3 or {128 + sig} after SIG{name}, got {done.returncode}: "
+            f"{done.stderr}"
+        )
