@@ -28,12 +28,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lab._common import sleep_until, tail_lines
 from lab._params import Mode
 from lab._sip import SipUac, publish_mwi
 from testbed.kamailio import PROXY_CFG, Kamailio, presence_server, proxy_defines, quoted
 from testbed.procs import LOOPBACK, Child, LabError, free_port, python_module
 from testbed.redis import Redis
 from testbed.sidecar import Sidecar, sidecar_toml
+from testbed.verdicts import parse_verdict
 from testbed.waiting import wait_until
 
 DISPATCHER_PROXY_CFG = Path(__file__).resolve().parent / "dispatcher-proxy.cfg"
@@ -45,7 +47,6 @@ TM_FR_TIMER_S = 30.0  # tm's default fr_timer: the baseline proxy sets none
 
 # the proxy's log lines that say a member left or rejoined the rotation
 _DS_EVENT = re.compile(r"event=ds\.(down|up) uri=(\S+)")
-_VERDICT = re.compile(r"event=breaker\.verdict name=(\S+) .*?state=(\w+)")
 
 Tick = Callable[[Mode, float, str], None]
 
@@ -252,7 +253,7 @@ class _Environment:
         self.proxy = Kamailio(PROXY_CFG, rundir, port, defines, name="proxy").start()
         proxy = self.proxy
         wait_until(
-            lambda: all(_last_state(proxy.log, n) == "closed" for n in MEMBERS),
+            lambda: all(_state(proxy, n) == "closed" for n in MEMBERS),
             20,
             "the proxy to read every member closed",
             interval=0.1,
@@ -265,45 +266,24 @@ class _Environment:
                     part.stop()
 
 
-def _last_state(log: Path, name: str) -> str | None:
+def _state(proxy: Kamailio, name: str) -> str | None:
     """The state in the proxy's last verdict line for this member."""
-    state = None
-    with contextlib.suppress(OSError):
-        for match in _VERDICT.finditer(log.read_text(errors="replace")):
-            if match.group(1) == name:
-                state = match.group(2)
-    return state
+    verdict = proxy.latest_verdicts().get(name)
+    return None if verdict is None else verdict.get("state")
 
 
-async def _tail_rotation(log: Path, members: dict[str, str], record: PoolRecord) -> None:
-    """Timestamp the proxy's member events as they appear (checked every 50 ms)."""
-    position = 0
-    partial = ""
-    while True:
-        await asyncio.sleep(0.05)
-        try:
-            with log.open("r", errors="replace") as handle:
-                handle.seek(position)
-                chunk = handle.read()
-                position = handle.tell()
-        except OSError:
-            continue
-        now = time.time()
-        lines = (partial + chunk).split("\n")
-        partial = lines.pop()
-        for line in lines:
-            if match := _DS_EVENT.search(line):
-                name = members.get(match.group(2))
-                if name is not None:
-                    record.rotation.append((now, name, match.group(1)))
-            elif match := _VERDICT.search(line):
-                record.rotation.append((now, match.group(1), match.group(2)))
+def _on_rotation_line(members: dict[str, str], record: PoolRecord) -> Callable[[float, str], None]:
+    """Record the proxy's member events: dispatcher's down/up, or a member's verdict."""
 
+    def on_line(now: float, line: str) -> None:
+        if match := _DS_EVENT.search(line):
+            name = members.get(match.group(2))
+            if name is not None:
+                record.rotation.append((now, name, match.group(1)))
+        elif (verdict := parse_verdict(line)) is not None:
+            record.rotation.append((now, verdict["name"], verdict["state"]))
 
-async def _sleep_until(when: float) -> None:
-    delay = when - asyncio.get_running_loop().time()
-    if delay > 0:
-        await asyncio.sleep(delay)
+    return on_line
 
 
 async def _drive(env: _Environment, tick: Tick | None) -> PoolRecord:
@@ -312,7 +292,7 @@ async def _drive(env: _Environment, tick: Tick | None) -> PoolRecord:
     frozen = env.members[FROZEN].server
     uac = await SipUac.open((LOOPBACK, env.proxy.port))
     by_uri = {m.uri: n for n, m in env.members.items()}
-    tail = asyncio.create_task(_tail_rotation(env.proxy.log, by_uri, record))
+    tail = asyncio.create_task(tail_lines(env.proxy.log, _on_rotation_line(by_uri, record)))
     users = subscribers(params.subscribers)
     step = params.period / len(users)
     loop = asyncio.get_running_loop()
@@ -336,7 +316,7 @@ async def _drive(env: _Environment, tick: Tick | None) -> PoolRecord:
     async def load() -> None:
         n = 0
         while start + n * step < end:
-            await _sleep_until(start + n * step)
+            await sleep_until(start + n * step)
             task = asyncio.create_task(publish(users[n % len(users)]))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
@@ -345,17 +325,17 @@ async def _drive(env: _Environment, tick: Tick | None) -> PoolRecord:
     async def progress() -> None:
         second = 0
         while start + second <= end:
-            await _sleep_until(start + second)
+            await sleep_until(start + second)
             if tick is not None:
                 tick(env.mode, float(second), params.phase_at(second))
             second += 1
 
     loops = [asyncio.create_task(load()), asyncio.create_task(progress())]
     try:
-        await _sleep_until(start + params.normal)
+        await sleep_until(start + params.normal)
         frozen.freeze()
         record.freeze_at = time.time()
-        await _sleep_until(start + params.normal + params.freeze)
+        await sleep_until(start + params.normal + params.freeze)
         frozen.thaw()
         record.thaw_at = time.time()
         await asyncio.gather(*loops)
