@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from lab._params import LabParams, Mode
+from lab._params import LabParams, Mode, TimelineParams
 from lab._record import Second
 
 if TYPE_CHECKING:
@@ -14,19 +14,6 @@ if TYPE_CHECKING:
 
 COLORS: Mapping[Mode, str] = {"baseline": "#c0392b", "protected": "#1f6fb2"}
 Metric = Callable[[Second], float | None]
-
-
-class Timeline(Protocol):
-    """What the shading needs: the incident's LabParams and the pool's PoolParams have it."""
-
-    @property
-    def normal(self) -> float: ...
-
-    @property
-    def freeze(self) -> float: ...
-
-    @property
-    def duration(self) -> float: ...
 
 
 def _percent(ok: int, total: int) -> float | None:
@@ -130,7 +117,7 @@ def plot(runs: Mapping[Mode, Sequence[Second]], params: LabParams, path: Path) -
     return path
 
 
-def shade(ax: Axes, params: Timeline) -> None:
+def shade(ax: Axes, params: TimelineParams) -> None:
     lock, restart = params.normal, params.normal + params.freeze
     ax.axvspan(lock, restart, color="#e74c3c", alpha=0.10, linewidth=0)
     ax.axvspan(restart, params.duration, color="#27ae60", alpha=0.07, linewidth=0)

@@ -24,12 +24,12 @@ import re
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from lab._common import sleep_until, tail_lines
-from lab._params import Mode
+from lab._params import Mode, TimelineParams
+from lab._record import TimelineRecord
 from lab._sip import SipUac, publish_mwi
 from testbed.kamailio import PROXY_CFG, Kamailio, presence_server, proxy_defines, quoted
 from testbed.procs import LOOPBACK, Child, LabError, free_port, python_module
@@ -52,13 +52,10 @@ Tick = Callable[[Mode, float, str], None]
 
 
 @dataclass(frozen=True)
-class PoolParams:
+class PoolParams(TimelineParams):
     """Everything one pool run depends on; recorded in results.json."""
 
-    # timeline (seconds): normal traffic, the member's lock-up (SIGSTOP), after the restart
-    normal: float = 15.0
-    freeze: float = 60.0
-    settle: float = 25.0
+    freeze: float = 60.0  # the member's lock-up (SIGSTOP)
     # the load: every subscriber PUBLISHes its MWI state every `period` s, spread evenly
     subscribers: int = 225
     period: float = 3.0  # 75 PUBLISH/s in all, about 25/s per member
@@ -89,23 +86,6 @@ class PoolParams:
             normal=5.0, freeze=15.0, settle=10.0, subscribers=150, period=2.5, slow_start=4.0
         )
 
-    def with_overrides(self, **changes: Any) -> PoolParams:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-    @property
-    def duration(self) -> float:
-        return self.normal + self.freeze + self.settle
-
-    def phase_at(self, t: float) -> str:
-        if t < self.normal:
-            return "normal"
-        if t < self.normal + self.freeze:
-            return "locked_up"
-        return "restarted"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def subscribers(count: int) -> list[str]:
     """Numeric mailboxes, as bench/pool.py uses (dispatcher's hash spreads them ~1/3 each)."""
@@ -124,14 +104,9 @@ class Publish:
 
 
 @dataclass
-class PoolRecord:
+class PoolRecord(TimelineRecord):
     """Raw observations of one pool run; wall-clock times."""
 
-    mode: Mode
-    t0: float = 0.0
-    freeze_at: float = 0.0
-    thaw_at: float = 0.0
-    end_at: float = 0.0
     publishes: list[Publish] = field(default_factory=list)
     # per member: what its relay saw (new requests, retransmissions, responses)
     relay: dict[str, dict[str, list[float]]] = field(default_factory=dict)

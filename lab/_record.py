@@ -56,14 +56,20 @@ class Cycle:
 
 
 @dataclass
-class RunRecord:
-    """Raw observations of one run; wall-clock times unless the name says otherwise."""
+class TimelineRecord:
+    """When either scenario's run started traffic, froze, thawed and ended (wall clock)."""
 
     mode: Mode
     t0: float = 0.0
     freeze_at: float = 0.0
     thaw_at: float = 0.0
     end_at: float = 0.0
+
+
+@dataclass
+class RunRecord(TimelineRecord):
+    """Raw observations of one run; wall-clock times unless the name says otherwise."""
+
     samples: list[Sample] = field(default_factory=list)
     relay_requests: list[float] = field(default_factory=list)
     relay_retransmissions: list[float] = field(default_factory=list)
