@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lab._params import MODES, LabParams, Mode
-from lab._record import Headline, RunRecord, Second
+from lab._record import Headline, Outcome, RunRecord, Second
 
 RESULTS_VERSION = 1
 
@@ -37,16 +37,10 @@ def machine() -> dict[str, Any]:
     }
 
 
-def results(
-    params: LabParams,
-    records: Mapping[Mode, RunRecord],
-    rows: Mapping[Mode, list[Second]],
-    headlines: Mapping[Mode, Headline],
-    started_at: float,
-    host: Mapping[str, Any],
-) -> dict[str, Any]:
+def results(outcome: Outcome[LabParams, RunRecord, Second, Headline]) -> dict[str, Any]:
+    params, rows, headlines = outcome.params, outcome.rows, outcome.headlines
     runs: dict[str, Any] = {}
-    for mode, record in records.items():
+    for mode, record in outcome.records.items():
         t0 = record.t0
         runs[mode] = {
             "timeline": {
@@ -72,8 +66,8 @@ def results(
     return {
         "version": RESULTS_VERSION,
         "kind": "breaker-lab",
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started_at)),
-        "machine": dict(host),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(outcome.started_at)),
+        "machine": dict(outcome.host),
         "params": params.as_dict(),
         "bounds": {
             "detection_s": round(params.detection_bound, 3),
