@@ -11,7 +11,7 @@ from pathlib import Path
 from breaker.core import detection_bound
 from lab._analysis import _per_second
 from lab._params import MODES, Mode
-from lab._plot import COLORS, shade
+from lab._plot import COLORS, label_panel, limit_line, pyplot, save, shade
 from lab._pool import FROZEN, MEMBERS, TM_FR_TIMER_S, PoolParams, PoolRecord, Publish
 from lab._report import markdown_table
 
@@ -282,11 +282,7 @@ def _on_time_percent(r: PoolSecond) -> float | None:
 
 
 def plot(runs: Mapping[Mode, Sequence[PoolSecond]], params: PoolParams, path: Path) -> Path:
-    import matplotlib  # imported here: only the lab draws
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     others = [m for m in MEMBERS if m != FROZEN]
     figure, axes = plt.subplots(3, 1, sharex=True, figsize=(11, 7.2))
     panels: tuple[tuple[str, Callable[[PoolSecond], float | None]], ...] = (
@@ -325,23 +321,14 @@ def plot(runs: Mapping[Mode, Sequence[PoolSecond]], params: PoolParams, path: Pa
                 )
         if index < 2:
             ax.set_ylim(bottom=0)
-            ax.axhline(params.capacity, color="black", linewidth=0.9, linestyle="--")
-            ax.text(0.2, params.capacity, f" capacity {params.capacity}/s", va="bottom", fontsize=8)
+            limit_line(ax, params.capacity, f"capacity {params.capacity}/s")
         else:
             ax.set_ylim(-5, 105)
-        ax.set_ylabel(label, fontsize=8)
-        ax.tick_params(labelsize=8)
-        ax.grid(alpha=0.25)
+        label_panel(ax, label)
     axes[0].legend(loc="upper left", fontsize=7, ncol=2)
     axes[0].set_title(
         f"breaker lab, pool: 3 presence servers, {FROZEN} locks up ({params.freeze:g} s) and "
         "restarts; dispatcher alone vs the breaker pool route",
         fontsize=10,
     )
-    axes[-1].set_xlabel("seconds since traffic start")
-    axes[-1].set_xlim(0, params.duration)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save(figure, axes, params, path)
