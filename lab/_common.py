@@ -1,11 +1,43 @@
-"""What both scenarios' timelines do the same way: wait on the loop clock, tail a log."""
+"""What both scenarios' timelines do the same way: start and stop their processes around
+the run, wait on the loop clock, tail a log."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class Environment(Protocol):
+    """A run's processes: started in order, always stopped (whatever start got to)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+async def run_in(environment: Environment, drive: Callable[[], Awaitable[T]]) -> T:
+    """Start the environment (in a thread), drive the run, stop everything on the way out.
+
+    SIGTERM (like Ctrl-C) cancels the run; a start under way is finished before the stop.
+    """
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    if me is not None:
+        loop.add_signal_handler(signal.SIGTERM, me.cancel)
+    starting = asyncio.ensure_future(asyncio.to_thread(environment.start))
+    try:
+        await asyncio.shield(starting)
+        return await drive()
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        await asyncio.wait({starting})  # never stop while a start is still under way
+        await asyncio.to_thread(environment.stop)
 
 
 async def sleep_until(when: float) -> None:

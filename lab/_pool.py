@@ -21,13 +21,12 @@ import asyncio
 import contextlib
 import json
 import re
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab._common import sleep_until, tail_lines
+from lab._common import run_in, sleep_until, tail_lines
 from lab._params import Mode, TimelineParams
 from lab._record import TimelineRecord
 from lab._sip import SipUac, publish_mwi
@@ -334,15 +333,4 @@ async def run_pool_timeline(
     """
     env = _Environment(mode, params, workdir)
     env.workdir.mkdir(parents=True, exist_ok=True)
-    loop = asyncio.get_running_loop()
-    me = asyncio.current_task()
-    if me is not None:
-        loop.add_signal_handler(signal.SIGTERM, me.cancel)
-    starting = asyncio.ensure_future(asyncio.to_thread(env.start))
-    try:
-        await asyncio.shield(starting)
-        return await _drive(env, tick)
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
-        await asyncio.wait({starting})  # never stop while a start is still under way
-        await asyncio.to_thread(env.stop)
+    return await run_in(env, lambda: _drive(env, tick))

@@ -35,7 +35,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from breaker.store import EVENTS_CHANNEL
-from lab._common import sleep_until, tail_lines
+from lab._common import run_in, sleep_until, tail_lines
 from lab._dns import CARRIER_DOMAIN, PRESENCE_SERVICE, dnsmasq_argv, resolv_conf
 from lab._params import LabParams, Mode, Phase
 from lab._record import CallRecord, CanaryResult, Cycle, RunRecord, Sample
@@ -453,18 +453,9 @@ async def run_timeline(
     """
     await asyncio.to_thread(_fresh, workdir)
     env = Environment(mode, params, workdir)
-    loop = asyncio.get_running_loop()
-    me = asyncio.current_task()
-    if me is not None:
-        loop.add_signal_handler(signal.SIGTERM, me.cancel)
-    starting = asyncio.ensure_future(asyncio.to_thread(env.start))
     try:
-        await asyncio.shield(starting)
-        return await _drive(env, params, tick)
+        return await run_in(env, lambda: _drive(env, params, tick))
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
-        await asyncio.wait({starting})  # never stop while a start is still under way
-        await asyncio.to_thread(env.stop)
         env.relay_events.unlink(missing_ok=True)
 
 
