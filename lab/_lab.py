@@ -61,8 +61,8 @@ class Scenario(Generic[P, Rec, Row, H]):
     plot: Callable[[dict[Mode, list[Row]], P, Path], Path]
     plot_name: str  # the PNG in the run's directory
     summary_table: Callable[[P, dict[Mode, H]], str]
-    # summary.md's first lines, from params and results.json's data
-    heading: Callable[[P, dict[str, Any]], str]
+    title: str  # summary.md's heading, before the start time
+    describe: Callable[[P], str]  # summary.md's line on the timeline and load, after the machine
 
 
 def _new_directory(root: Path) -> Path:
@@ -137,18 +137,17 @@ def run_scenario(
     summary = scenario.summary_table(params, headlines)
     summary_path = directory / "summary.md"
     summary_path.write_text(
-        f"{scenario.heading(params, data)}\n\n{summary}\n![timeline]({scenario.plot_name})\n"
+        f"# {scenario.title}, {data['started_at']}\n\n"
+        f"{host['cores']} cores, {host['cpu_model']}; {scenario.describe(params)}\n\n"
+        f"{summary}\n![timeline]({scenario.plot_name})\n"
     )
     return ScenarioResult(directory, results_path, plot_path, summary_path, summary, headlines)
 
 
-def _heading(params: LabParams, data: dict[str, Any]) -> str:
-    host = data["machine"]
+def _describe(params: LabParams) -> str:
     return (
-        f"# breaker lab, {data['started_at']}\n\n"
-        f"{host['cores']} cores, {host['cpu_model']}; lock-up {params.freeze:g} s, "
-        f"{params.mailboxes} mailboxes per vm-presence run, a new run every {params.cycle:g} s, "
-        f"capacity {params.capacity}/s."
+        f"lock-up {params.freeze:g} s, {params.mailboxes} mailboxes per vm-presence run, "
+        f"a new run every {params.cycle:g} s, capacity {params.capacity}/s."
     )
 
 
@@ -160,7 +159,8 @@ INCIDENT: Scenario[LabParams, RunRecord, Second, Headline] = Scenario(
     plot=plot,
     plot_name="lab.png",
     summary_table=summary_table,
-    heading=_heading,
+    title="breaker lab",
+    describe=_describe,
 )
 
 

@@ -48,13 +48,11 @@ def _results(
     }
 
 
-def _heading(params: PoolParams, data: dict[str, Any]) -> str:
-    host = data["machine"]
+def _describe(params: PoolParams) -> str:
     return (
-        f"# breaker lab, pool scenario, {data['started_at']}\n\n"
-        f"{host['cores']} cores, {host['cpu_model']}; {len(MEMBERS)} presence servers, "
-        f"{FROZEN} locked up {params.freeze:g} s; {params.subscribers} subscribers, "
-        f"a PUBLISH each every {params.period:g} s; capacity {params.capacity}/s per member."
+        f"{len(MEMBERS)} presence servers, {FROZEN} locked up {params.freeze:g} s; "
+        f"{params.subscribers} subscribers, a PUBLISH each every {params.period:g} s; "
+        f"capacity {params.capacity}/s per member."
     )
 
 
@@ -66,7 +64,8 @@ POOL: Scenario[PoolParams, PoolRecord, PoolSecond, PoolHeadline] = Scenario(
     plot=plot,
     plot_name="pool.png",
     summary_table=summary_table,
-    heading=_heading,
+    title="breaker lab, pool scenario",
+    describe=_describe,
 )
 
 
