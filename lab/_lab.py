@@ -63,6 +63,7 @@ class Scenario(Generic[P, Rec, Row, H]):
     summary_table: Callable[[P, dict[Mode, H]], str]
     title: str  # summary.md's heading, before the start time
     describe: Callable[[P], str]  # summary.md's line on the timeline and load, after the machine
+    tools: tuple[str, ...] = TOOLS  # programs the timeline runs
 
 
 def _new_directory(root: Path) -> Path:
@@ -115,10 +116,13 @@ def run_scenario(
     scenario: Scenario[P, Rec, Row, H],
     params: P,
     out: Path,
-    modes: Sequence[Mode],
-    console: Console,
+    *,
+    modes: Sequence[Mode] = MODES,
+    console: Console | None = None,
 ) -> ScenarioResult[H]:
     """Run the timeline once per mode; write results.json, the plot, summary.md in out/<ts>/."""
+    require(*scenario.tools)
+    console = console or Console(stderr=True)
     directory = _new_directory(out.resolve())  # Kamailio runs with -w: paths must be absolute
     started = time.time()
     host = machine()
@@ -172,7 +176,6 @@ def run_lab(
     console: Console | None = None,
 ) -> LabResult:
     """Run the timeline once per mode; write results.json, lab.png, summary.md in out/<ts>/."""
-    require(*TOOLS)
     if params.dns:
         require("dnsmasq", "unshare", "mount")
         if os.geteuid() != 0:
@@ -180,4 +183,4 @@ def run_lab(
                 "the DNS model needs root (port 53 on a loopback address, and a mount "
                 "namespace that gives Kamailio the lab's resolv.conf); run as root or --no-dns"
             )
-    return run_scenario(INCIDENT, params, out, modes, console or Console(stderr=True))
+    return run_scenario(INCIDENT, params, out, modes=modes, console=console)

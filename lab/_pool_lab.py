@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from lab._lab import TOOLS, Scenario, ScenarioResult, run_scenario
-from lab._params import MODES, Mode
+from lab._lab import Scenario, ScenarioResult
 from lab._pool import FROZEN, MEMBERS, PoolParams, PoolRecord, run_pool_timeline
 from lab._pool_report import PoolHeadline, PoolSecond, headline, plot, series, spread, summary_table
 from lab._record import Outcome
-from testbed.procs import require
 
 PoolResult = ScenarioResult[PoolHeadline]
 
@@ -67,15 +61,3 @@ POOL: Scenario[PoolParams, PoolRecord, PoolSecond, PoolHeadline] = Scenario(
     title="breaker lab, pool scenario",
     describe=_describe,
 )
-
-
-def run_pool(
-    params: PoolParams,
-    out: Path,
-    *,
-    modes: Sequence[Mode] = MODES,
-    console: Console | None = None,
-) -> PoolResult:
-    """Run the pool timeline once per mode; write results.json, pool.png, summary.md."""
-    require(*TOOLS)
-    return run_scenario(POOL, params, out, modes, console or Console(stderr=True))
