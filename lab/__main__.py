@@ -12,8 +12,9 @@ from typing import Annotated
 import typer
 
 from lab import MODES, LabParams, LabResult, Mode, run_lab
+from lab._lab import run_scenario
 from lab._pool import PoolParams
-from lab._pool_lab import PoolResult, run_pool
+from lab._pool_lab import POOL, PoolResult
 from testbed.procs import LabError
 
 SCENARIOS = ("incident", "pool")
@@ -124,7 +125,7 @@ def lab(
     if scenario == "pool":
         pool = PoolParams.quick() if quick else PoolParams()
         pool = pool.with_overrides(normal=normal, freeze=freeze, settle=settle)
-        result = run_pool(pool, out, modes=modes)
+        result = run_scenario(POOL, pool, out, modes=modes)
     else:
         result = run_lab(params, out, modes=modes)
     typer.echo("")

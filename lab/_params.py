@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from breaker.core import detection_bound
 
@@ -13,13 +13,36 @@ Phase = Literal["normal", "locked_up", "restarted"]
 
 
 @dataclass(frozen=True)
-class LabParams:
-    """Everything one `breaker lab` run depends on; recorded in results.json."""
+class TimelineParams:
+    """Either scenario's timeline (seconds): normal traffic, a lock-up (SIGSTOP), then
+    after the restart; each scenario's parameters add their own knobs to it."""
 
-    # timeline (seconds): normal traffic, lock-up (SIGSTOP), then after the restart
     normal: float = 15.0
     freeze: float = 30.0
     settle: float = 25.0
+
+    def with_overrides(self, **changes: Any) -> Self:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def duration(self) -> float:
+        return self.normal + self.freeze + self.settle
+
+    def phase_at(self, t: float) -> Phase:
+        if t < self.normal:
+            return "normal"
+        if t < self.normal + self.freeze:
+            return "locked_up"
+        return "restarted"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LabParams(TimelineParams):
+    """Everything one `breaker lab` run depends on; recorded in results.json."""
+
     # the vm-presence job: a new instance every `cycle` seconds, finished or not
     cycle: float = 5.0
     mailboxes: int = 150  # a run takes 3 s of its 5 s cycle when all is well
@@ -79,13 +102,6 @@ class LabParams:
             dns_cap=240,
         )
 
-    def with_overrides(self, **changes: Any) -> LabParams:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-    @property
-    def duration(self) -> float:
-        return self.normal + self.freeze + self.settle
-
     @property
     def detection_bound(self) -> float:
         """Lock-up → first local 503: the open bound + poll."""
@@ -95,13 +111,3 @@ class LabParams:
     def open_bound(self) -> float:
         """Lock-up → breaker open in the sidecar (fast_interval: the default, timeout)."""
         return detection_bound(self.interval, self.timeout, self.timeout, self.fall)
-
-    def phase_at(self, t: float) -> Phase:
-        if t < self.normal:
-            return "normal"
-        if t < self.normal + self.freeze:
-            return "locked_up"
-        return "restarted"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)

@@ -4,29 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-from lab._params import LabParams, Mode
+from lab._params import LabParams, Mode, TimelineParams
 from lab._record import Second
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 COLORS: Mapping[Mode, str] = {"baseline": "#c0392b", "protected": "#1f6fb2"}
 Metric = Callable[[Second], float | None]
-
-
-class Timeline(Protocol):
-    """What the shading needs: the incident's LabParams and the pool's PoolParams have it."""
-
-    @property
-    def normal(self) -> float: ...
-
-    @property
-    def freeze(self) -> float: ...
-
-    @property
-    def duration(self) -> float: ...
 
 
 def _percent(ok: int, total: int) -> float | None:
@@ -67,11 +56,7 @@ PANELS: Sequence[tuple[str, Metric, Metric | None]] = (
 
 
 def plot(runs: Mapping[Mode, Sequence[Second]], params: LabParams, path: Path) -> Path:
-    import matplotlib  # imported here: it costs every `breaker` command half a second
-
-    matplotlib.use("Agg")  # no display: a file, always
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     panels = [p for p in PANELS if params.sockets or not p[0].startswith("registrar TCP")]
     figure, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(11, 2.0 * len(panels) + 1.2))
     for ax, (label, metric, secondary) in zip(axes, panels, strict=True):
@@ -94,21 +79,16 @@ def plot(runs: Mapping[Mode, Sequence[Second]], params: LabParams, path: Path) -
                 answered = f"{mode}: datagrams answered/s" if label.startswith("requests") else None
                 line([secondary(r) for r in rows], linewidth=0.8, linestyle=":", label=answered)
         if label.startswith("requests/s"):
-            ax.axhline(params.capacity, color="black", linewidth=0.9, linestyle="--")
-            ax.text(0.2, params.capacity, f" capacity {params.capacity}/s", va="bottom", fontsize=8)
+            limit_line(ax, params.capacity, f"capacity {params.capacity}/s")
             ax.legend(loc="upper left", fontsize=7, ncol=2)
         if label.startswith("registrar TCP") and params.sockets:
             limit = params.tcp_max_connections
-            ax.axhline(limit, color="black", linewidth=0.9, linestyle="--")
-            ax.text(0.2, limit, f" tcp_max_connections {limit}", va="bottom", fontsize=8)
+            limit_line(ax, limit, f"tcp_max_connections {limit}")
         if label.startswith("DNS") and params.dns:
-            ax.axhline(params.dns_cap, color="black", linewidth=0.9, linestyle="--")
-            ax.text(0.2, params.dns_cap, f" cap {params.dns_cap}/s", va="bottom", fontsize=8)
+            limit_line(ax, params.dns_cap, f"cap {params.dns_cap}/s")
         if "%" in label and "CPU" not in label:
             ax.set_ylim(-5, 105)
-        ax.set_ylabel(label, fontsize=8)
-        ax.tick_params(labelsize=8)
-        ax.grid(alpha=0.25)
+        label_panel(ax, label)
     axes[0].set_title(
         "breaker lab: vm-presence vs. a presence server that locks up "
         f"({params.freeze:g} s) and restarts",
@@ -121,16 +101,43 @@ def plot(runs: Mapping[Mode, Sequence[Second]], params: LabParams, path: Path) -
         transform=axes[3].transAxes,
         fontsize=7,
     )
+    return save(figure, axes, params, path)
+
+
+def pyplot() -> ModuleType:
+    """matplotlib.pyplot, drawing to files only."""
+    import matplotlib  # imported here: it costs every `breaker` command half a second
+
+    matplotlib.use("Agg")  # no display: a file, always
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def limit_line(ax: Axes, value: float, text: str) -> None:
+    """A dashed horizontal line at a limit, named at its left end."""
+    ax.axhline(value, color="black", linewidth=0.9, linestyle="--")
+    ax.text(0.2, value, f" {text}", va="bottom", fontsize=8)
+
+
+def label_panel(ax: Axes, label: str) -> None:
+    ax.set_ylabel(label, fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.25)
+
+
+def save(figure: Figure, axes: Sequence[Axes], params: TimelineParams, path: Path) -> Path:
+    """The shared time axis under the last panel; write the PNG and free the figure."""
     axes[-1].set_xlabel("seconds since traffic start")
     axes[-1].set_xlim(0, params.duration)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
-    plt.close(figure)
+    pyplot().close(figure)
     return path
 
 
-def shade(ax: Axes, params: Timeline) -> None:
+def shade(ax: Axes, params: TimelineParams) -> None:
     lock, restart = params.normal, params.normal + params.freeze
     ax.axvspan(lock, restart, color="#e74c3c", alpha=0.10, linewidth=0)
     ax.axvspan(restart, params.duration, color="#27ae60", alpha=0.07, linewidth=0)

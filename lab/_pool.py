@@ -21,19 +21,20 @@ import asyncio
 import contextlib
 import json
 import re
-import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from lab._params import Mode
+from lab._common import run_in, sleep_until, tail_lines
+from lab._params import Mode, TimelineParams
+from lab._record import TimelineRecord
 from lab._sip import SipUac, publish_mwi
 from testbed.kamailio import PROXY_CFG, Kamailio, presence_server, proxy_defines, quoted
 from testbed.procs import LOOPBACK, Child, LabError, free_port, python_module
 from testbed.redis import Redis
 from testbed.sidecar import Sidecar, sidecar_toml
+from testbed.verdicts import parse_verdict
 from testbed.waiting import wait_until
 
 DISPATCHER_PROXY_CFG = Path(__file__).resolve().parent / "dispatcher-proxy.cfg"
@@ -45,19 +46,15 @@ TM_FR_TIMER_S = 30.0  # tm's default fr_timer: the baseline proxy sets none
 
 # the proxy's log lines that say a member left or rejoined the rotation
 _DS_EVENT = re.compile(r"event=ds\.(down|up) uri=(\S+)")
-_VERDICT = re.compile(r"event=breaker\.verdict name=(\S+) .*?state=(\w+)")
 
 Tick = Callable[[Mode, float, str], None]
 
 
 @dataclass(frozen=True)
-class PoolParams:
+class PoolParams(TimelineParams):
     """Everything one pool run depends on; recorded in results.json."""
 
-    # timeline (seconds): normal traffic, the member's lock-up (SIGSTOP), after the restart
-    normal: float = 15.0
-    freeze: float = 60.0
-    settle: float = 25.0
+    freeze: float = 60.0  # the member's lock-up (SIGSTOP)
     # the load: every subscriber PUBLISHes its MWI state every `period` s, spread evenly
     subscribers: int = 225
     period: float = 3.0  # 75 PUBLISH/s in all, about 25/s per member
@@ -88,23 +85,6 @@ class PoolParams:
             normal=5.0, freeze=15.0, settle=10.0, subscribers=150, period=2.5, slow_start=4.0
         )
 
-    def with_overrides(self, **changes: Any) -> PoolParams:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-    @property
-    def duration(self) -> float:
-        return self.normal + self.freeze + self.settle
-
-    def phase_at(self, t: float) -> str:
-        if t < self.normal:
-            return "normal"
-        if t < self.normal + self.freeze:
-            return "locked_up"
-        return "restarted"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def subscribers(count: int) -> list[str]:
     """Numeric mailboxes, as bench/pool.py uses (dispatcher's hash spreads them ~1/3 each)."""
@@ -123,14 +103,9 @@ class Publish:
 
 
 @dataclass
-class PoolRecord:
+class PoolRecord(TimelineRecord):
     """Raw observations of one pool run; wall-clock times."""
 
-    mode: Mode
-    t0: float = 0.0
-    freeze_at: float = 0.0
-    thaw_at: float = 0.0
-    end_at: float = 0.0
     publishes: list[Publish] = field(default_factory=list)
     # per member: what its relay saw (new requests, retransmissions, responses)
     relay: dict[str, dict[str, list[float]]] = field(default_factory=dict)
@@ -252,7 +227,7 @@ class _Environment:
         self.proxy = Kamailio(PROXY_CFG, rundir, port, defines, name="proxy").start()
         proxy = self.proxy
         wait_until(
-            lambda: all(_last_state(proxy.log, n) == "closed" for n in MEMBERS),
+            lambda: all(_state(proxy, n) == "closed" for n in MEMBERS),
             20,
             "the proxy to read every member closed",
             interval=0.1,
@@ -265,45 +240,24 @@ class _Environment:
                     part.stop()
 
 
-def _last_state(log: Path, name: str) -> str | None:
+def _state(proxy: Kamailio, name: str) -> str | None:
     """The state in the proxy's last verdict line for this member."""
-    state = None
-    with contextlib.suppress(OSError):
-        for match in _VERDICT.finditer(log.read_text(errors="replace")):
-            if match.group(1) == name:
-                state = match.group(2)
-    return state
+    verdict = proxy.latest_verdicts().get(name)
+    return None if verdict is None else verdict.get("state")
 
 
-async def _tail_rotation(log: Path, members: dict[str, str], record: PoolRecord) -> None:
-    """Timestamp the proxy's member events as they appear (checked every 50 ms)."""
-    position = 0
-    partial = ""
-    while True:
-        await asyncio.sleep(0.05)
-        try:
-            with log.open("r", errors="replace") as handle:
-                handle.seek(position)
-                chunk = handle.read()
-                position = handle.tell()
-        except OSError:
-            continue
-        now = time.time()
-        lines = (partial + chunk).split("\n")
-        partial = lines.pop()
-        for line in lines:
-            if match := _DS_EVENT.search(line):
-                name = members.get(match.group(2))
-                if name is not None:
-                    record.rotation.append((now, name, match.group(1)))
-            elif match := _VERDICT.search(line):
-                record.rotation.append((now, match.group(1), match.group(2)))
+def _on_rotation_line(members: dict[str, str], record: PoolRecord) -> Callable[[float, str], None]:
+    """Record the proxy's member events: dispatcher's down/up, or a member's verdict."""
 
+    def on_line(now: float, line: str) -> None:
+        if match := _DS_EVENT.search(line):
+            name = members.get(match.group(2))
+            if name is not None:
+                record.rotation.append((now, name, match.group(1)))
+        elif (verdict := parse_verdict(line)) is not None:
+            record.rotation.append((now, verdict["name"], verdict["state"]))
 
-async def _sleep_until(when: float) -> None:
-    delay = when - asyncio.get_running_loop().time()
-    if delay > 0:
-        await asyncio.sleep(delay)
+    return on_line
 
 
 async def _drive(env: _Environment, tick: Tick | None) -> PoolRecord:
@@ -312,7 +266,7 @@ async def _drive(env: _Environment, tick: Tick | None) -> PoolRecord:
     frozen = env.members[FROZEN].server
     uac = await SipUac.open((LOOPBACK, env.proxy.port))
     by_uri = {m.uri: n for n, m in env.members.items()}
-    tail = asyncio.create_task(_tail_rotation(env.proxy.log, by_uri, record))
+    tail = asyncio.create_task(tail_lines(env.proxy.log, _on_rotation_line(by_uri, record)))
     users = subscribers(params.subscribers)
     step = params.period / len(users)
     loop = asyncio.get_running_loop()
@@ -336,7 +290,7 @@ async def _drive(env: _Environment, tick: Tick | None) -> PoolRecord:
     async def load() -> None:
         n = 0
         while start + n * step < end:
-            await _sleep_until(start + n * step)
+            await sleep_until(start + n * step)
             task = asyncio.create_task(publish(users[n % len(users)]))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
@@ -345,17 +299,17 @@ async def _drive(env: _Environment, tick: Tick | None) -> PoolRecord:
     async def progress() -> None:
         second = 0
         while start + second <= end:
-            await _sleep_until(start + second)
+            await sleep_until(start + second)
             if tick is not None:
                 tick(env.mode, float(second), params.phase_at(second))
             second += 1
 
     loops = [asyncio.create_task(load()), asyncio.create_task(progress())]
     try:
-        await _sleep_until(start + params.normal)
+        await sleep_until(start + params.normal)
         frozen.freeze()
         record.freeze_at = time.time()
-        await _sleep_until(start + params.normal + params.freeze)
+        await sleep_until(start + params.normal + params.freeze)
         frozen.thaw()
         record.thaw_at = time.time()
         await asyncio.gather(*loops)
@@ -379,15 +333,4 @@ async def run_pool_timeline(
     """
     env = _Environment(mode, params, workdir)
     env.workdir.mkdir(parents=True, exist_ok=True)
-    loop = asyncio.get_running_loop()
-    me = asyncio.current_task()
-    if me is not None:
-        loop.add_signal_handler(signal.SIGTERM, me.cancel)
-    starting = asyncio.ensure_future(asyncio.to_thread(env.start))
-    try:
-        await asyncio.shield(starting)
-        return await _drive(env, tick)
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
-        await asyncio.wait({starting})  # never stop while a start is still under way
-        await asyncio.to_thread(env.stop)
+    return await run_in(env, lambda: _drive(env, tick))

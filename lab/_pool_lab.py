@@ -3,45 +3,27 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
-from rich.console import Console
-
-from lab._lab import TOOLS, _new_directory, run_modes
-from lab._params import MODES, Mode
+from lab._lab import Scenario, ScenarioResult
 from lab._pool import FROZEN, MEMBERS, PoolParams, PoolRecord, run_pool_timeline
 from lab._pool_report import PoolHeadline, PoolSecond, headline, plot, series, spread, summary_table
-from lab._report import machine, write_json
-from testbed.procs import require
+from lab._record import Outcome
 
-
-@dataclass(frozen=True)
-class PoolResult:
-    directory: Path
-    results_path: Path
-    plot_path: Path
-    summary_path: Path
-    summary: str
-    headlines: dict[Mode, PoolHeadline]
+PoolResult = ScenarioResult[PoolHeadline]
 
 
 def _results(
-    params: PoolParams,
-    records: dict[Mode, PoolRecord],
-    rows: dict[Mode, list[PoolSecond]],
-    headlines: dict[Mode, PoolHeadline],
-    started: float,
-    host: dict[str, Any],
+    outcome: Outcome[PoolParams, PoolRecord, PoolSecond, PoolHeadline],
 ) -> dict[str, Any]:
+    records, headlines = outcome.records, outcome.headlines
     return {
         "scenario": "pool",
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "duration_s": round(time.time() - started, 1),
-        "machine": host,
-        "params": params.as_dict(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(outcome.started_at)),
+        "duration_s": round(time.time() - outcome.started_at, 1),
+        "machine": outcome.host,
+        "params": outcome.params.as_dict(),
         "members": list(MEMBERS),
         "frozen": FROZEN,
         "runs": {
@@ -53,45 +35,29 @@ def _results(
                     for at, name, state in records[mode].rotation
                     if at >= records[mode].freeze_at
                 ],
-                "series": [asdict(r) for r in rows[mode]],
+                "series": [asdict(r) for r in outcome.rows[mode]],
             }
             for mode in records
         },
     }
 
 
-def run_pool(
-    params: PoolParams,
-    out: Path,
-    *,
-    modes: Sequence[Mode] = MODES,
-    console: Console | None = None,
-) -> PoolResult:
-    """Run the pool timeline once per mode; write results.json, pool.png, summary.md."""
-    require(*TOOLS)
-    console = console or Console(stderr=True)
-    directory = _new_directory(out.resolve())
-    started = time.time()
-    host = machine()
-    records = run_modes(
-        modes,
-        params.duration,
-        directory,
-        console,
-        lambda mode, logs, tick: run_pool_timeline(mode, params, logs, tick),
+def _describe(params: PoolParams) -> str:
+    return (
+        f"{len(MEMBERS)} presence servers, {FROZEN} locked up {params.freeze:g} s; "
+        f"{params.subscribers} subscribers, a PUBLISH each every {params.period:g} s; "
+        f"capacity {params.capacity}/s per member."
     )
-    rows = {mode: series(record, params) for mode, record in records.items()}
-    headlines = {mode: headline(records[mode], rows[mode], params) for mode in records}
-    data = _results(params, records, rows, headlines, started, host)
-    results_path = write_json(directory / "results.json", data)
-    plot_path = plot(rows, params, directory / "pool.png")
-    summary = summary_table(params, headlines)
-    summary_path = directory / "summary.md"
-    summary_path.write_text(
-        f"# breaker lab, pool scenario, {data['started_at']}\n\n"
-        f"{host['cores']} cores, {host['cpu_model']}; {len(MEMBERS)} presence servers, "
-        f"{FROZEN} locked up {params.freeze:g} s; {params.subscribers} subscribers, "
-        f"a PUBLISH each every {params.period:g} s; capacity {params.capacity}/s per member.\n\n"
-        f"{summary}\n![timeline](pool.png)\n"
-    )
-    return PoolResult(directory, results_path, plot_path, summary_path, summary, headlines)
+
+
+POOL: Scenario[PoolParams, PoolRecord, PoolSecond, PoolHeadline] = Scenario(
+    timeline=run_pool_timeline,
+    series=series,
+    headline=headline,
+    results=_results,
+    plot=plot,
+    plot_name="pool.png",
+    summary_table=summary_table,
+    title="breaker lab, pool scenario",
+    describe=_describe,
+)

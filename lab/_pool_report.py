@@ -10,10 +10,10 @@ from pathlib import Path
 
 from breaker.core import detection_bound
 from lab._analysis import _per_second
-from lab._params import MODES, Mode
-from lab._plot import COLORS, shade
+from lab._params import Mode
+from lab._plot import COLORS, label_panel, limit_line, pyplot, save, shade
 from lab._pool import FROZEN, MEMBERS, TM_FR_TIMER_S, PoolParams, PoolRecord, Publish
-from lab._report import markdown_table
+from lab._report import Cells, figure_table, fmt_seconds, fmt_share
 
 
 @dataclass(frozen=True)
@@ -186,90 +186,78 @@ def spread(record: PoolRecord) -> dict[str, int]:
 # ---------------------------------------------------------------- the table
 
 
-def _share(ok: int, total: int) -> str:
-    return f"{100 * ok / total:.0f} % ({ok}/{total})" if total else "-"
-
-
-def _seconds(value: float | None, missing: str) -> str:
-    return missing if value is None else f"{value:.2f} s"
-
-
 def summary_table(params: PoolParams, headlines: Mapping[Mode, PoolHeadline]) -> str:
     """The pool figures as a Markdown table, one column per run."""
-    modes: list[Mode] = [m for m in MODES if m in headlines]
-    h = headlines
     in_lockup = f"none in the {params.freeze:g} s lock-up"
-    rows: list[tuple[str, dict[str, str], str]] = [
+    rows: list[tuple[str, Cells[PoolHeadline], str]] = [
         (
             "frozen member's subscribers with a 200 during the lock-up",
-            {m: _share(h[m].served_during_lockup, h[m].frozen_subscribers) for m in modes},
+            lambda x: fmt_share(x.served_during_lockup, x.frozen_subscribers),
             "protected ≥ 90 %",
         ),
         (
             "lock-up → first 200 for one of them from another member",
-            {m: _seconds(h[m].failover_s, in_lockup) for m in modes},
+            lambda x: fmt_seconds(x.failover_s, in_lockup),
             f"protected ≤ {failover_bound(params):.2f} s (detection + poll); "
             f"baseline: tm's fr_timer, {TM_FR_TIMER_S:g} s",
         ),
         (
             f"their PUBLISH sent in the lock-up answered 200 within {params.publish_deadline:g} s",
-            {m: _share(h[m].on_time_during_lockup, h[m].sent_during_lockup) for m in modes},
+            lambda x: fmt_share(x.on_time_during_lockup, x.sent_during_lockup),
             "",
         ),
         (
             "lock-up → member out of rotation (dispatcher down / proxy reads open)",
-            {m: _seconds(h[m].out_of_rotation_s, in_lockup) for m in modes},
+            lambda x: fmt_seconds(x.out_of_rotation_s, in_lockup),
             f"baseline ≤ {dispatcher_bound(params):g} s "
             f"({params.ds_probing_threshold} x {params.ds_ping_interval} s pings + fr_timer)",
         ),
         (
             "requests queued at the frozen member (new / with retransmissions)",
-            {m: f"{h[m].queued_requests} / {h[m].queued_packets}" for m in modes},
+            lambda x: f"{x.queued_requests} / {x.queued_packets}",
             "",
         ),
         (
             "restart → back in rotation (dispatcher up / proxy reads half_open)",
-            {
-                m: "- (never out)"
-                if h[m].out_of_rotation_s is None
-                else _seconds(h[m].back_in_rotation_s, "never")
-                for m in modes
-            },
+            lambda x: (
+                "- (never out)"
+                if x.out_of_rotation_s is None
+                else fmt_seconds(x.back_in_rotation_s, "never")
+            ),
             f"protected ≈ rise x interval = {params.rise * params.interval:g} s, "
             f"then slow start {params.slow_start:g} s to its full share",
         ),
         (
             f"restarted member: peak requests/s in the {params.burst_window:g} s after the restart "
             "(new, the queued ones included)",
-            {
-                m: f"{h[m].peak_after_restart_rps}"
-                + (f" ({h[m].burst_ratio:g}x normal)" if h[m].burst_ratio is not None else "")
-                for m in modes
-            },
+            lambda x: (
+                f"{x.peak_after_restart_rps}"
+                + (f" ({x.burst_ratio:g}x normal)" if x.burst_ratio is not None else "")
+            ),
             f"≤ capacity {params.capacity}/s",
         ),
         (
             "… datagrams it answered (the proxy's retransmissions too), peak per s",
-            {m: str(h[m].peak_answered_after_restart) for m in modes},
+            lambda x: str(x.peak_answered_after_restart),
             "",
         ),
         (
             "… its normal rate (new requests/s before the lock-up)",
-            {m: f"{h[m].normal_rps:g}" for m in modes},
+            lambda x: f"{x.normal_rps:g}",
             "",
         ),
         (
             "busiest other member: peak requests/s during the lock-up",
-            {m: str(h[m].busiest_other_peak_rps) for m in modes},
+            lambda x: str(x.busiest_other_peak_rps),
             f"≤ capacity {params.capacity}/s",
         ),
         (
             "PUBLISH answered 503 by the proxy / unanswered or 408",
-            {m: f"{h[m].local_503} / {h[m].unanswered}" for m in modes},
+            lambda x: f"{x.local_503} / {x.unanswered}",
             "",
         ),
     ]
-    return markdown_table(modes, rows)
+    return figure_table(headlines, rows)
 
 
 # ---------------------------------------------------------------- the plot
@@ -282,11 +270,7 @@ def _on_time_percent(r: PoolSecond) -> float | None:
 
 
 def plot(runs: Mapping[Mode, Sequence[PoolSecond]], params: PoolParams, path: Path) -> Path:
-    import matplotlib  # imported here: only the lab draws
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     others = [m for m in MEMBERS if m != FROZEN]
     figure, axes = plt.subplots(3, 1, sharex=True, figsize=(11, 7.2))
     panels: tuple[tuple[str, Callable[[PoolSecond], float | None]], ...] = (
@@ -325,23 +309,14 @@ def plot(runs: Mapping[Mode, Sequence[PoolSecond]], params: PoolParams, path: Pa
                 )
         if index < 2:
             ax.set_ylim(bottom=0)
-            ax.axhline(params.capacity, color="black", linewidth=0.9, linestyle="--")
-            ax.text(0.2, params.capacity, f" capacity {params.capacity}/s", va="bottom", fontsize=8)
+            limit_line(ax, params.capacity, f"capacity {params.capacity}/s")
         else:
             ax.set_ylim(-5, 105)
-        ax.set_ylabel(label, fontsize=8)
-        ax.tick_params(labelsize=8)
-        ax.grid(alpha=0.25)
+        label_panel(ax, label)
     axes[0].legend(loc="upper left", fontsize=7, ncol=2)
     axes[0].set_title(
         f"breaker lab, pool: 3 presence servers, {FROZEN} locks up ({params.freeze:g} s) and "
         "restarts; dispatcher alone vs the breaker pool route",
         fontsize=10,
     )
-    axes[-1].set_xlabel("seconds since traffic start")
-    axes[-1].set_xlim(0, params.duration)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save(figure, axes, params, path)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from lab._params import Mode
+
+P = TypeVar("P")
+Rec = TypeVar("Rec")
+Row = TypeVar("Row")
+H = TypeVar("H")
 
 
 @dataclass(frozen=True)
@@ -56,14 +61,20 @@ class Cycle:
 
 
 @dataclass
-class RunRecord:
-    """Raw observations of one run; wall-clock times unless the name says otherwise."""
+class TimelineRecord:
+    """When either scenario's run started traffic, froze, thawed and ended (wall clock)."""
 
     mode: Mode
     t0: float = 0.0
     freeze_at: float = 0.0
     thaw_at: float = 0.0
     end_at: float = 0.0
+
+
+@dataclass
+class RunRecord(TimelineRecord):
+    """Raw observations of one run; wall-clock times unless the name says otherwise."""
+
     samples: list[Sample] = field(default_factory=list)
     relay_requests: list[float] = field(default_factory=list)
     relay_retransmissions: list[float] = field(default_factory=list)
@@ -180,3 +191,15 @@ class Headline:
         data["calls_success_incident"] = self.calls_success_incident
         data["canary_success_incident"] = self.canary_success_incident
         return data
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[P, Rec, Row, H]):
+    """Every mode's run of one scenario, what results.json is written from."""
+
+    params: P
+    records: dict[Mode, Rec]
+    rows: dict[Mode, list[Row]]  # the per-second series
+    headlines: dict[Mode, H]
+    started_at: float
+    host: dict[str, Any]  # the machine

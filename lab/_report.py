@@ -6,15 +6,19 @@ import json
 import os
 import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lab._params import MODES, LabParams, Mode
-from lab._record import Headline, RunRecord, Second
+from lab._record import Headline, Outcome, RunRecord, Second
 
 RESULTS_VERSION = 1
+
+H = TypeVar("H")
+# a table row's cells: formatted from a run's headline, or given per run
+Cells = Callable[[H], str] | Mapping[Mode, str]
 
 OPEN_FORMULA = "interval + (fall-1) x max(fast_interval, timeout) + timeout"
 
@@ -37,16 +41,10 @@ def machine() -> dict[str, Any]:
     }
 
 
-def results(
-    params: LabParams,
-    records: Mapping[Mode, RunRecord],
-    rows: Mapping[Mode, list[Second]],
-    headlines: Mapping[Mode, Headline],
-    started_at: float,
-    host: Mapping[str, Any],
-) -> dict[str, Any]:
+def results(outcome: Outcome[LabParams, RunRecord, Second, Headline]) -> dict[str, Any]:
+    params, rows, headlines = outcome.params, outcome.rows, outcome.headlines
     runs: dict[str, Any] = {}
-    for mode, record in records.items():
+    for mode, record in outcome.records.items():
         t0 = record.t0
         runs[mode] = {
             "timeline": {
@@ -72,8 +70,8 @@ def results(
     return {
         "version": RESULTS_VERSION,
         "kind": "breaker-lab",
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started_at)),
-        "machine": dict(host),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(outcome.started_at)),
+        "machine": dict(outcome.host),
         "params": params.as_dict(),
         "bounds": {
             "detection_s": round(params.detection_bound, 3),
@@ -113,11 +111,11 @@ COUNTING = {
 }
 
 
-def _seconds(value: float | None, missing: str = "never") -> str:
+def fmt_seconds(value: float | None, missing: str = "never") -> str:
     return missing if value is None else f"{value:.2f} s"
 
 
-def _ratio(ok: int, total: int) -> str:
+def fmt_share(ok: int, total: int) -> str:
     return f"{100 * ok / total:.0f} % ({ok}/{total})" if total else "-"
 
 
@@ -146,164 +144,162 @@ def summary_table(params: LabParams, headlines: Mapping[Mode, Headline]) -> str:
     """The headline figures as a Markdown table, one column per run."""
     modes: list[Mode] = [m for m in MODES if m in headlines]
     h = headlines
-    rows: list[tuple[str, dict[str, str], str]] = [
+    rows: list[tuple[str, Cells[Headline], str]] = [
         (
             "lock-up → first local 503",
-            {m: _seconds(h[m].detection_s) for m in modes},
+            lambda x: fmt_seconds(x.detection_s),
             f"≤ {params.detection_bound:.2f} s ({OPEN_FORMULA} + poll)",
         ),
         (
             "lock-up → breaker open (sidecar)",
             {
-                m: _seconds(h[m].breaker_open_s) + (" (not enforced)" if m == "baseline" else "")
+                m: fmt_seconds(h[m].breaker_open_s) + (" (not enforced)" if m == "baseline" else "")
                 for m in modes
             },
             f"≤ {params.open_bound:.2f} s ({OPEN_FORMULA})",
         ),
         (
             "requests sent toward the frozen server (new / with retransmissions)",
-            {m: f"{h[m].sent_to_frozen_requests} / {h[m].sent_to_frozen_packets}" for m in modes},
+            lambda x: f"{x.sent_to_frozen_requests} / {x.sent_to_frozen_packets}",
             "",
         ),
         (
             "… forwarded after the first local 503",
-            {
-                m: "-"
-                if h[m].forwarded_after_detection is None
-                else str(h[m].forwarded_after_detection)
-                for m in modes
-            },
+            lambda x: (
+                "-" if x.forwarded_after_detection is None else str(x.forwarded_after_detection)
+            ),
             "0",
         ),
         (
             "sidecar probes to the frozen server (direct, not via the proxy)",
-            {m: str(h[m].probes_to_frozen) for m in modes},
+            lambda x: str(x.probes_to_frozen),
             "",
         ),
         (
             "peak requests/s reaching the restarted server",
-            {m: str(h[m].peak_after_restart_rps) for m in modes},
+            lambda x: str(x.peak_after_restart_rps),
             f"capacity {params.capacity}/s",
         ),
         (
             "… of which new arrivals / datagrams answered (peak per s)",
-            {
-                m: f"{h[m].peak_arrivals_after_restart_rps} / "
-                f"{h[m].peak_answered_after_restart_rps}"
-                for m in modes
-            },
+            lambda x: f"{x.peak_arrivals_after_restart_rps} / {x.peak_answered_after_restart_rps}",
             "",
         ),
         (
             "restart → normal (load ≤ capacity, ≤ 1 job instance)",
-            {m: _seconds(h[m].restart_to_normal_s, "not within the run") for m in modes},
+            lambda x: fmt_seconds(x.restart_to_normal_s, "not within the run"),
             "",
         ),
         (
             "restart → breaker closed",
-            {m: _seconds(h[m].restart_to_closed_s, "-") for m in modes},
+            lambda x: fmt_seconds(x.restart_to_closed_s, "-"),
             f"≈ rise x interval + slow_start = {_ramp(params):g} s",
         ),
         (
             f"background calls OK (≤ {params.call_deadline:g} s) from lock-up to end",
-            {m: _ratio(h[m].calls_ok_incident, h[m].calls_incident) for m in modes},
+            lambda x: fmt_share(x.calls_ok_incident, x.calls_incident),
             "",
         ),
         (
             f"background calls OK (≤ {params.call_deadline:g} s) in the restart window "
             "(restart → end)",
-            {m: _ratio(h[m].calls_ok_restart, h[m].calls_restart) for m in modes},
+            lambda x: fmt_share(x.calls_ok_restart, x.calls_restart),
             "baseline ≤ 50 %, protected ≥ 99 %",
         ),
         (
             "… failed calls in that window, by final answer",
-            {m: _failures(h[m].calls_failed_restart) for m in modes},
+            lambda x: _failures(x.calls_failed_restart),
             "late: set up after 2 s, behind lookups waiting for lost queries; 478: unresolvable",
         ),
         (
             "… outbound calls (carrier, DNS) / inbound calls (PBX, TCP) OK, lock-up → end",
-            {m: _kinds(h[m].calls_by_kind) for m in modes},
+            lambda x: _kinds(x.calls_by_kind),
             "",
         ),
         (
             "registrar TCP connections open, peak",
-            {m: _opt(h[m].tcp_connections_peak) for m in modes},
+            lambda x: _opt(x.tcp_connections_peak),
             f"limit {params.tcp_max_connections}" if params.sockets else "sockets not modelled",
         ),
         (
             "TCP connections refused at the limit: incoming, lock-up → end (tcp:local_reject)"
             " / outgoing to the PBX, whole run (log)",
-            {m: f"{_opt(h[m].tcp_refused)} / {_opt(h[m].tcp_send_refused)}" for m in modes},
+            lambda x: f"{_opt(x.tcp_refused)} / {_opt(x.tcp_send_refused)}",
             "",
         ),
         (
             "DNS queries/s at the lab resolver, peak",
-            {m: str(h[m].dns_queries_peak_rps) for m in modes},
+            lambda x: str(x.dns_queries_peak_rps),
             f"cap {params.dns_cap}/s" if params.dns else "DNS not modelled",
         ),
         (
             "DNS queries dropped at the cap, lock-up → end (registrar / vm-presence)",
-            {m: f"{h[m].dns_dropped_carrier} / {h[m].dns_dropped_presence}" for m in modes},
+            lambda x: f"{x.dns_dropped_carrier} / {x.dns_dropped_presence}",
             "",
         ),
         (
             "registrar DNS lookups timed out / failed (Kamailio dns: slow / failed requests)",
-            {m: f"{_opt(h[m].proxy_dns_timeouts)} / {_opt(h[m].proxy_dns_failed)}" for m in modes},
+            lambda x: f"{_opt(x.proxy_dns_timeouts)} / {_opt(x.proxy_dns_failed)}",
             "",
         ),
         (
             "vm-presence DNS tries timed out, lock-up → end",
-            {m: str(h[m].job_dns_timeouts) for m in modes},
+            lambda x: str(x.job_dns_timeouts),
             "",
         ),
         (
             f"presence canary PUBLISH OK (≤ {params.call_deadline:g} s) from lock-up to end",
-            {m: _ratio(h[m].canary_ok_incident, h[m].canary_incident) for m in modes},
+            lambda x: fmt_share(x.canary_ok_incident, x.canary_incident),
             "",
         ),
         (
             "max concurrent vm-presence instances",
-            {m: str(h[m].max_vm_presence_instances) for m in modes},
+            lambda x: str(x.max_vm_presence_instances),
             "1",
         ),
         (
             "retransmissions on the wire during the lock-up",
-            {m: str(h[m].retransmissions_lockup) for m in modes},
+            lambda x: str(x.retransmissions_lockup),
             "",
         ),
         (
             "local 503s sent by the proxy",
-            {m: "-" if h[m].proxy_503_total is None else str(h[m].proxy_503_total) for m in modes},
+            lambda x: "-" if x.proxy_503_total is None else str(x.proxy_503_total),
             "",
         ),
         (
             "peak proxy CPU (% of one core)",
-            {
-                m: "-"
-                if h[m].proxy_cpu_peak_percent is None
-                else f"{h[m].proxy_cpu_peak_percent:.0f} %"
-                for m in modes
-            },
+            lambda x: (
+                "-" if x.proxy_cpu_peak_percent is None else f"{x.proxy_cpu_peak_percent:.0f} %"
+            ),
             "",
         ),
     ]
     rows.append(
         (
             "peak proxy shared memory in use",
-            {
-                m: "-" if h[m].proxy_shm_peak_mb is None else f"{h[m].proxy_shm_peak_mb:.1f} MB"
-                for m in modes
-            },
+            lambda x: "-" if x.proxy_shm_peak_mb is None else f"{x.proxy_shm_peak_mb:.1f} MB",
             "",
         )
     )
     if not params.sockets:
         rows = [row for row in rows if "TCP" not in row[0]]
-    return markdown_table(modes, rows)
+    return figure_table(headlines, rows)
+
+
+def figure_table(headlines: Mapping[Mode, H], rows: Sequence[tuple[str, Cells[H], str]]) -> str:
+    """One row per figure, one column per run that has a headline: a row's cells are its
+    figure formatted from each run's headline (or given per run), then the bound or goal."""
+    modes = [m for m in MODES if m in headlines]
+    table: list[tuple[str, Mapping[Mode, str], str]] = []
+    for label, cells, goal in rows:
+        values = cells if isinstance(cells, Mapping) else {m: cells(headlines[m]) for m in modes}
+        table.append((label, values, goal))
+    return markdown_table(modes, table)
 
 
 def markdown_table(
-    modes: Sequence[Mode], rows: Sequence[tuple[str, Mapping[str, str], str]]
+    modes: Sequence[Mode], rows: Sequence[tuple[str, Mapping[Mode, str], str]]
 ) -> str:
     """One row per figure: its label, one column per run, the bound or goal."""
     lines = [

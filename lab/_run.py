@@ -35,6 +35,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from breaker.store import EVENTS_CHANNEL
+from lab._common import run_in, sleep_until, tail_lines
 from lab._dns import CARRIER_DOMAIN, PRESENCE_SERVICE, dnsmasq_argv, resolv_conf
 from lab._params import LabParams, Mode, Phase
 from lab._record import CallRecord, CanaryResult, Cycle, RunRecord, Sample
@@ -390,13 +391,6 @@ class _Recorder:
 # ---------------------------------------------------------------- driving
 
 
-async def _sleep_until(when: float) -> None:
-    loop = asyncio.get_running_loop()
-    delay = when - loop.time()
-    if delay > 0:
-        await asyncio.sleep(delay)
-
-
 async def _every(
     gap: float, start: float, end: float, make: Callable[[int], Coroutine[Any, Any, None]]
 ) -> set[asyncio.Task[None]]:
@@ -404,7 +398,7 @@ async def _every(
     tasks: set[asyncio.Task[None]] = set()
     n = 0
     while start + n * gap < end:
-        await _sleep_until(start + n * gap)
+        await sleep_until(start + n * gap)
         task = asyncio.create_task(make(n))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -412,26 +406,15 @@ async def _every(
     return tasks
 
 
-async def _tail_verdicts(log: Path, record: RunRecord) -> None:
-    """Timestamp Kamailio's `event=breaker.verdict` lines as they appear (every 50 ms)."""
-    position = 0
-    partial = ""
-    while True:
-        await asyncio.sleep(0.05)
-        try:
-            with log.open("r", errors="replace") as handle:
-                handle.seek(position)
-                chunk = handle.read()
-                position = handle.tell()
-        except OSError:
-            continue
-        now = time.time()
-        lines = (partial + chunk).split("\n")
-        partial = lines.pop()
-        for line in lines:
-            verdict = parse_verdict(line)
-            if verdict is not None:
-                record.proxy_verdicts.append((now, verdict["state"], int(verdict["admit"])))
+def _on_verdict_line(record: RunRecord) -> Callable[[float, str], None]:
+    """Timestamp Kamailio's `event=breaker.verdict` lines as they appear."""
+
+    def on_line(now: float, line: str) -> None:
+        verdict = parse_verdict(line)
+        if verdict is not None:
+            record.proxy_verdicts.append((now, verdict["state"], int(verdict["admit"])))
+
+    return on_line
 
 
 async def _breaker_events(redis_url: str, record: RunRecord, ready: asyncio.Event) -> None:
@@ -470,18 +453,9 @@ async def run_timeline(
     """
     await asyncio.to_thread(_fresh, workdir)
     env = Environment(mode, params, workdir)
-    loop = asyncio.get_running_loop()
-    me = asyncio.current_task()
-    if me is not None:
-        loop.add_signal_handler(signal.SIGTERM, me.cancel)
-    starting = asyncio.ensure_future(asyncio.to_thread(env.start))
     try:
-        await asyncio.shield(starting)
-        return await _drive(env, params, tick)
+        return await run_in(env, lambda: _drive(env, params, tick))
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
-        await asyncio.wait({starting})  # never stop while a start is still under way
-        await asyncio.to_thread(env.stop)
         env.relay_events.unlink(missing_ok=True)
 
 
@@ -497,7 +471,7 @@ async def _drive(env: Environment, params: LabParams, tick: Tick | None) -> RunR
     subscribed = asyncio.Event()
     background = [
         asyncio.create_task(_breaker_events(env.redis.url, record, subscribed)),
-        asyncio.create_task(_tail_verdicts(env.proxy.log, record)),
+        asyncio.create_task(tail_lines(env.proxy.log, _on_verdict_line(record))),
     ]
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(3):
@@ -540,7 +514,7 @@ async def _drive(env: Environment, params: LabParams, tick: Tick | None) -> RunR
     async def sampler() -> None:
         second = 0
         while start + second <= end + 1e-3:
-            await _sleep_until(start + second)
+            await sleep_until(start + second)
             await recorder.sample(float(second))
             if tick is not None:
                 tick(env.mode, float(second), params.phase_at(second))
@@ -554,11 +528,11 @@ async def _drive(env: Environment, params: LabParams, tick: Tick | None) -> RunR
     sampling = asyncio.create_task(sampler())
     pending: set[asyncio.Task[None]] = set()
     try:
-        await _sleep_until(start + params.normal)
+        await sleep_until(start + params.normal)
         probes_before = await recorder.probes_total()
         env.presence.freeze()
         record.freeze_at = time.time()
-        await _sleep_until(start + params.normal + params.freeze)
+        await sleep_until(start + params.normal + params.freeze)
         probes_after = await recorder.probes_total()
         env.presence.thaw()
         record.thaw_at = time.time()

@@ -3,42 +3,9 @@ vm-presence instances, `breaker guard`; both timelines, then the files and the h
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 import pytest
 
-from tests.support.run import run_ok
-
-# `make lab` as a developer runs it: `python -m lab` from the checkout
-LAB = [sys.executable, "-m", "lab"]
-
-
-@dataclass
-class LabRun:
-    directory: Path
-    results: dict[str, Any]
-    stdout: str
-
-    def headline(self, mode: str) -> dict[str, Any]:
-        return self.results["runs"][mode]["headline"]
-
-    def series(self, mode: str) -> list[dict[str, Any]]:
-        return self.results["runs"][mode]["series"]
-
-
-@pytest.fixture(scope="module")
-def lab_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRun]:
-    out = tmp_path_factory.mktemp("lab-results")
-    done = run_ok([*LAB, "--quick", "--out", str(out)], timeout=170)
-    directories = [p for p in out.iterdir() if p.is_dir()]
-    assert len(directories) == 1, f"expected one timestamped directory in {out}, saw {directories}"
-    directory = directories[0]
-    yield LabRun(directory, json.loads((directory / "results.json").read_text()), done.stdout)
+from tests.lab.conftest import LabRun
 
 
 @pytest.mark.timeout(200)

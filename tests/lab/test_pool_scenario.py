@@ -4,46 +4,13 @@ sidecar and Redis (protected); both timelines, then the files and the figures.""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-LAB = [sys.executable, "-m", "lab", "--scenario", "pool", "--quick"]
-
-
-@dataclass
-class PoolRun:
-    directory: Path
-    results: dict[str, Any]
-    stdout: str
-
-    def headline(self, mode: str) -> dict[str, Any]:
-        return self.results["runs"][mode]["headline"]
-
-
-@pytest.fixture(scope="module")
-def pool_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PoolRun]:
-    out = tmp_path_factory.mktemp("pool-results")
-    done = subprocess.run(
-        [*LAB, "--out", str(out)], capture_output=True, text=True, timeout=170, cwd=REPO
-    )
-    assert done.returncode == 0, (
-        f"python -m lab --scenario pool --quick failed:\n{done.stdout[-3000:]}\n"
-        f"{done.stderr[-3000:]}"
-    )
-    (directory,) = [p for p in out.iterdir() if p.is_dir()]
-    yield PoolRun(directory, json.loads((directory / "results.json").read_text()), done.stdout)
+from tests.lab.conftest import LabRun
 
 
 @pytest.mark.timeout(200)
-def test_pool_scenario_writes_table_plot_and_both_runs(pool_run: PoolRun) -> None:
+def test_pool_scenario_writes_table_plot_and_both_runs(pool_run: LabRun) -> None:
     assert pool_run.results["scenario"] == "pool"
     assert set(pool_run.results["runs"]) == {"baseline", "protected"}
     assert "| frozen member's subscribers with a 200 during the lock-up |" in pool_run.stdout
@@ -55,7 +22,7 @@ def test_pool_scenario_writes_table_plot_and_both_runs(pool_run: PoolRun) -> Non
 
 
 @pytest.mark.timeout(200)
-def test_pool_breaker_serves_the_frozen_members_subscribers_elsewhere(pool_run: PoolRun) -> None:
+def test_pool_breaker_serves_the_frozen_members_subscribers_elsewhere(pool_run: LabRun) -> None:
     protected, baseline = pool_run.headline("protected"), pool_run.headline("baseline")
     assert protected["served_share"] >= 0.9, (
         f"expected ≥ 90 % of the frozen member's subscribers answered 200 by another member "
@@ -74,7 +41,7 @@ def test_pool_breaker_serves_the_frozen_members_subscribers_elsewhere(pool_run: 
 
 
 @pytest.mark.timeout(200)
-def test_pool_breaker_spares_the_restarted_member_the_recovery_burst(pool_run: PoolRun) -> None:
+def test_pool_breaker_spares_the_restarted_member_the_recovery_burst(pool_run: LabRun) -> None:
     protected, baseline = pool_run.headline("protected"), pool_run.headline("baseline")
     assert protected["queued_requests"] < baseline["queued_requests"], (
         f"requests queued at the frozen member: protected {protected['queued_requests']}, "
