@@ -214,7 +214,7 @@ def _awaiting_accept(port: int) -> int:
 
 
 def test_signal_while_waiting_for_redis_exits_128_plus_n_without_starting_the_job(
-    redis_server: RedisServer, tmp_path: Path
+    redis_server: Redis, tmp_path: Path
 ) -> None:
     """Frozen Redis: the guard is stuck in its start-up reads when the signal comes."""
     write_verdict(redis_server, "closed", 100)
@@ -262,7 +262,7 @@ def test_signal_while_waiting_for_redis_exits_128_plus_n_without_starting_the_jo
 
 
 def test_signal_the_moment_the_job_starts_is_forwarded_to_it(
-    redis_server: RedisServer, tmp_path: Path
+    redis_server: Redis, tmp_path: Path
 ) -> None:
     """The job signals its guard as its very first act: the guard must already be
     listening, and pass the signal on, not die of it or drop it."""
