@@ -357,6 +357,9 @@ class Settings(BaseSettings):
                 )
         return self
 
+    def breaker(self, name: str) -> BreakerConfig | None:
+        return next((b for b in self.breakers if b.name == name), None)
+
     def pool(self, name: str) -> PoolConfig | None:
         return next((p for p in self.pools if p.name == name), None)
 
@@ -386,9 +389,6 @@ class Settings(BaseSettings):
                         f".interval ({breaker.interval:g}s), or {lost}"
                     )
         return self
-
-    def breaker(self, name: str) -> BreakerConfig | None:
-        return next((b for b in self.breakers if b.name == name), None)
 
 
 # Environment variables that are not settings (secrets, paths, client options).
