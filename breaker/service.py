@@ -54,14 +54,19 @@ FLEET_DUE_SLACK = 0.01  # vote this long after the fleet's ramp end or force exp
 TWIN_SIGHTINGS = 2  # a restarted sidecar sees its predecessor's vote once; a twin keeps showing
 
 
+def _outlives_two_misses(cfg: BreakerConfig) -> float:
+    """The default for both TTLs: two missed refreshes survive, a dead writer shows soon."""
+    return max(3 * cfg.interval, 2.0)
+
+
 def state_ttl(settings: Settings, cfg: BreakerConfig) -> float:
-    """Long enough to survive two missed writes, short enough that a dead sidecar shows."""
-    return settings.redis.state_ttl or max(3 * cfg.interval, 2.0)
+    """The verdict hash's TTL: a dead sidecar's verdict expires."""
+    return settings.redis.state_ttl or _outlives_two_misses(cfg)
 
 
 def vote_ttl(settings: Settings, cfg: BreakerConfig) -> float:
-    """A vote outlives two missed refreshes; a dead observer stops counting soon after."""
-    return settings.cluster.vote_ttl or max(3 * cfg.interval, 2.0)
+    """A vote's expiry: a dead observer stops counting."""
+    return settings.cluster.vote_ttl or _outlives_two_misses(cfg)
 
 
 @dataclass

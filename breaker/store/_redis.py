@@ -95,20 +95,13 @@ class RedisStore:
         channel = events_channel(self.prefix)
         async with self.client.pipeline(transaction=False) as pipe:
             for item in items:
-                keys = [
-                    state_key(self.prefix, item.name),
-                    log_key(self.prefix, item.name),
-                    meta_key(self.prefix, item.name),
-                    votes_key(self.prefix, item.name),
-                ]
+                keys = [*self._verdict_keys(item.name), votes_key(self.prefix, item.name)]
                 args = item.args(self.cfg.log_maxlen, channel, CONTRACT_VERSION)
                 # a Cluster pipeline runs scripts too (store/_connect.py)
                 await self._vote(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
             for pool in pools:
                 keys = [
-                    state_key(self.prefix, pool.name),
-                    log_key(self.prefix, pool.name),
-                    meta_key(self.prefix, pool.name),
+                    *self._verdict_keys(pool.name),
                     *(state_key(self.prefix, m) for m in pool.members),
                 ]
                 args = pool.args(self.cfg.log_maxlen, channel, CONTRACT_VERSION)
@@ -127,6 +120,14 @@ class RedisStore:
             for pool, reply in zip(pools, replies[len(items) :], strict=True)
         ]
         return outcomes, pooled
+
+    def _verdict_keys(self, name: str) -> list[str]:
+        """What both scripts write first: the verdict hash, its audit stream, its meta."""
+        return [
+            state_key(self.prefix, name),
+            log_key(self.prefix, name),
+            meta_key(self.prefix, name),
+        ]
 
     async def read_state(self, name: str) -> dict[str, str]:
         result: dict[str, str] = await self._call(self.client.hgetall(state_key(self.prefix, name)))
